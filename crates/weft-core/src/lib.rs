@@ -1,0 +1,25 @@
+//! Weft's core: streams, CloudEvents, partitioning, consumer groups and the broker that
+//! ties them to the storage engine.
+//!
+//! This crate owns the produce and fetch paths that every edge goes through; it knows
+//! nothing of HTTP or the Kafka wire protocol (those are `weft-http` and the Kafka crate).
+//! It depends on `weft-log` for storage and never touches segment files itself.
+
+pub mod broker;
+pub mod cloudevent;
+pub mod duration;
+pub mod error;
+pub mod group;
+pub mod meta;
+pub mod partitioner;
+pub mod stream;
+
+pub use broker::{Broker, FetchedBatches, Position, ProduceOutcome};
+pub use cloudevent::CloudEvent;
+pub use error::{Error, Kind, codes};
+pub use stream::{Stream, StreamConfig};
+
+/// Escapes a token for use in a JSON pointer (RFC 6901).
+pub fn json_pointer_escape(token: &str) -> String {
+    token.replace('~', "~0").replace('/', "~1")
+}

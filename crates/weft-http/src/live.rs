@@ -1,0 +1,114 @@
+//! `GET /api/v1/streams/{name}/live`: a live tail as Server-Sent Events.
+//!
+//! `from=latest` (default), `earliest`, or an RFC 3339 time; `partition=N` tails one partition.
+//! Each event's SSE id is `<partition>:<offset>`. A reconnecting client sends
+//! `Last-Event-ID`; that partition resumes after the named offset and the others resume
+//! from the time of that event, so nothing is skipped (some events may repeat).
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Path, RawQuery, State};
+use axum::http::HeaderMap;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use weft_core::cloudevent::parse_rfc3339_ms;
+use weft_core::{Error, Stream};
+
+use crate::api_error::ApiError;
+use crate::query::QueryParams;
+use crate::render::write_envelope;
+use crate::{AppState, LIVE_BUFFER_EVENTS_MAX, codes};
+
+/// Events read per partition per round.
+const LIVE_ROUND_EVENTS_MAX: usize = 500;
+
+pub async fn live(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+) -> Result<Sse<impl futures_util::Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let params = QueryParams::parse(raw.as_deref(), &["from", "partition"])?;
+    let stream = state.broker.stream(&name)?;
+    let partitions: Vec<u32> = match params.u64("partition", u32::MAX as u64)? {
+        Some(partition) => {
+            stream.partition(partition as u32)?;
+            vec![partition as u32]
+        }
+        None => (0..stream.n_partitions()).collect(),
+    };
+    let mut positions = Vec::with_capacity(partitions.len());
+    let last_event_id = headers.get("last-event-id").and_then(|v| v.to_str().ok()).and_then(parse_event_id);
+    let resume_time = match last_event_id {
+        Some((partition, offset)) => event_time(&state, &stream, partition, offset).await?,
+        None => None,
+    };
+    for &partition in &partitions {
+        let stats = stream.partition(partition)?.stats();
+        let position = match (last_event_id, resume_time, params.get("from")) {
+            (Some((p, offset)), _, _) if p == partition => offset + 1,
+            (Some(_), Some(ms), _) => state.broker.offset_for_time(&stream, partition, ms).await?,
+            (_, _, None | Some("latest")) => stats.visible_next_offset,
+            (_, _, Some("earliest")) => stats.log_start_offset,
+            (_, _, Some(time)) => {
+                let ms = parse_rfc3339_ms(time).map_err(|reason| {
+                    Error::invalid(codes::INVALID_PARAMETER, format!("from must be latest, earliest or an RFC 3339 time: {reason}"))
+                        .with_path("/from")
+                })?;
+                state.broker.offset_for_time(&stream, partition, ms).await?
+            }
+        };
+        positions.push((partition, position.clamp(stats.log_start_offset, stats.visible_next_offset)));
+    }
+    let (sender, receiver) = tokio::sync::mpsc::channel::<Event>(LIVE_BUFFER_EVENTS_MAX);
+    tokio::spawn(tail(state, stream, positions, sender));
+    let events =
+        futures_util::stream::unfold(receiver, |mut receiver| async move { receiver.recv().await.map(|event| (Ok(event), receiver)) });
+    Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}
+
+fn parse_event_id(text: &str) -> Option<(u32, u64)> {
+    let (partition, offset) = text.split_once(':')?;
+    Some((partition.parse().ok()?, offset.parse().ok()?))
+}
+
+async fn event_time(state: &AppState, stream: &Arc<Stream>, partition: u32, offset: u64) -> Result<Option<i64>, Error> {
+    let Ok(fetched) = state.broker.fetch(stream, partition, offset, 1).await else { return Ok(None) };
+    Ok(fetched.records(1)?.first().map(|record| record.timestamp_ms))
+}
+
+/// Follows the partitions until the client goes away (the channel closes).
+async fn tail(state: AppState, stream: Arc<Stream>, mut positions: Vec<(u32, u64)>, sender: tokio::sync::mpsc::Sender<Event>) {
+    let mut changes = stream.subscribe();
+    loop {
+        changes.borrow_and_update();
+        let mut n_sent = 0;
+        for (partition, position) in positions.iter_mut() {
+            let fetched = match state.broker.fetch(&stream, *partition, *position, 256 * 1024).await {
+                Ok(fetched) => fetched,
+                Err(error) => {
+                    let _ = sender.send(Event::default().event("error").data(error.to_string())).await;
+                    return;
+                }
+            };
+            let Ok(records) = fetched.records(LIVE_ROUND_EVENTS_MAX) else { return };
+            for record in &records {
+                let mut data = Vec::with_capacity(512);
+                write_envelope(&mut data, stream.name(), *partition, record);
+                let event = Event::default().id(format!("{partition}:{}", record.offset)).data(String::from_utf8_lossy(&data));
+                if sender.send(event).await.is_err() {
+                    return;
+                }
+                *position = record.offset + 1;
+                n_sent += 1;
+            }
+        }
+        if n_sent == 0 {
+            tokio::select! {
+                _ = changes.changed() => {}
+                _ = sender.closed() => return,
+            }
+        }
+    }
+}

@@ -1,0 +1,190 @@
+//! `POST /api/v1/streams/{name}/events`: every CloudEvents HTTP mode plus plain JSON and NDJSON.
+//!
+//! Content types:
+//! - `application/cloudevents+json`: one event in the JSON format (structured mode);
+//! - `application/cloudevents-batch+json`: a JSON array of events (batched mode);
+//! - any content type with a `ce-specversion` header: binary mode, the body is the data;
+//! - `application/json`: one event's data; `application/x-ndjson`: one event's data per line.
+//!   Weft wraps these into CloudEvents with a UUIDv7 `id`, `source` `/weft/streams/<name>`
+//!   (or `?source=`), `type` the stream name (or `?type=`), `time` now, optional `?subject=`.
+//!
+//! Batch modes answer 200 with one result per event; single-event modes answer 4xx when
+//! their event is rejected, with the same body shape plus an `error` member.
+
+use axum::body::Body;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use weft_core::cloudevent::{SPEC_VERSION, format_rfc3339_ms};
+use weft_core::{CloudEvent, Error, Kind, ProduceOutcome};
+
+use crate::api_error::{ApiError, error_json, status_for};
+use crate::query::{QueryParams, read_body};
+use crate::{AppState, EVENTS_PER_REQUEST_MAX, REQUEST_BODY_BYTES_MAX, codes};
+
+enum Mode {
+    Structured,
+    Batched,
+    Binary,
+    Json,
+    Ndjson,
+}
+
+impl Mode {
+    fn is_batch(&self) -> bool {
+        matches!(self, Self::Batched | Self::Ndjson)
+    }
+}
+
+fn mode_of(headers: &HeaderMap) -> Result<(Mode, Option<String>), Error> {
+    let content_type = match headers.get(header::CONTENT_TYPE) {
+        None => None,
+        Some(value) => {
+            Some(value.to_str().map_err(|_| Error::invalid(codes::INVALID_HEADER, "content-type is not valid ascii"))?.to_string())
+        }
+    };
+    let essence = content_type.as_deref().map(|ct| ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase());
+    let mode = match essence.as_deref() {
+        Some("application/cloudevents+json") => Mode::Structured,
+        Some("application/cloudevents-batch+json") => Mode::Batched,
+        Some(essence) if essence.starts_with("application/cloudevents") => {
+            return Err(Error::new(
+                Kind::UnsupportedMediaType,
+                codes::UNSUPPORTED_MEDIA_TYPE,
+                format!("event format {essence} is not supported; use application/cloudevents+json"),
+            ));
+        }
+        _ if headers.contains_key("ce-specversion") => Mode::Binary,
+        Some("application/json") => Mode::Json,
+        Some("application/x-ndjson" | "application/jsonl" | "application/json-seq") => Mode::Ndjson,
+        _ => {
+            return Err(Error::new(
+                Kind::UnsupportedMediaType,
+                codes::UNSUPPORTED_MEDIA_TYPE,
+                "content type must be application/cloudevents+json, application/cloudevents-batch+json, application/json, application/x-ndjson, or a binary-mode event with ce- headers",
+            ));
+        }
+    };
+    Ok((mode, content_type))
+}
+
+pub async fn produce(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let params = QueryParams::parse(raw.as_deref(), &["type", "source", "subject"])?;
+    let stream = state.broker.stream(&name)?;
+    let (mode, content_type) = mode_of(&headers)?;
+    let body = read_body(body, REQUEST_BODY_BYTES_MAX).await?;
+    let events: Vec<Result<CloudEvent, Error>> = match mode {
+        Mode::Structured => vec![CloudEvent::from_json(&body)],
+        Mode::Batched => CloudEvent::from_json_batch(&body).map_err(|error| Error::invalid(codes::MALFORMED_JSON, error.message))?,
+        Mode::Binary => vec![binary_event(&headers, content_type, body.to_vec())],
+        Mode::Json | Mode::Ndjson => {
+            let wrapper = Wrapper::new(&name, &params, state.broker.now_ms());
+            if matches!(mode, Mode::Json) {
+                vec![Ok(wrapper.wrap(body.to_vec()))]
+            } else {
+                body.split(|&b| b == b'\n')
+                    .map(trim_line)
+                    .filter(|line| !line.is_empty())
+                    .map(|line| Ok(wrapper.wrap(line.to_vec())))
+                    .collect()
+            }
+        }
+    };
+    if events.len() > EVENTS_PER_REQUEST_MAX {
+        return Err(Error::new(
+            Kind::TooLarge,
+            codes::TOO_MANY_EVENTS,
+            format!("a request may carry at most {EVENTS_PER_REQUEST_MAX} events, not {}", events.len()),
+        )
+        .into());
+    }
+    let outcome = state.broker.produce(&stream, events).await;
+    Ok(respond(&outcome, mode.is_batch()))
+}
+
+fn trim_line(line: &[u8]) -> &[u8] {
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    line.trim_ascii()
+}
+
+/// Fills CloudEvents attributes for plain JSON data.
+struct Wrapper {
+    source: String,
+    ty: String,
+    subject: Option<String>,
+    time: String,
+}
+
+impl Wrapper {
+    fn new(stream: &str, params: &QueryParams, now_ms: i64) -> Self {
+        Self {
+            source: params.get("source").map_or_else(|| format!("/weft/streams/{stream}"), str::to_string),
+            ty: params.get("type").unwrap_or(stream).to_string(),
+            subject: params.get("subject").map(str::to_string),
+            time: format_rfc3339_ms(now_ms),
+        }
+    }
+
+    fn wrap(&self, data: Vec<u8>) -> CloudEvent {
+        CloudEvent {
+            id: uuid::Uuid::now_v7().to_string(),
+            source: self.source.clone(),
+            specversion: SPEC_VERSION.to_string(),
+            ty: self.ty.clone(),
+            datacontenttype: Some("application/json".to_string()),
+            dataschema: None,
+            subject: self.subject.clone(),
+            time: Some(self.time.clone()),
+            extensions: Vec::new(),
+            data: Some(data),
+        }
+    }
+}
+
+/// Binary mode: `ce-` headers are the attributes (percent-decoded), the body is the data.
+fn binary_event(headers: &HeaderMap, content_type: Option<String>, body: Vec<u8>) -> Result<CloudEvent, Error> {
+    let mut attributes = Vec::new();
+    for (name, value) in headers {
+        let Some(attribute) = name.as_str().strip_prefix("ce-") else { continue };
+        let decoded = percent_encoding::percent_decode(value.as_bytes()).decode_utf8().map_err(|_| {
+            Error::invalid(weft_core::codes::EVENT_INVALID_CLOUDEVENT, format!("header ce-{attribute} is not valid percent-encoded UTF-8"))
+                .with_path(format!("/{attribute}"))
+        })?;
+        let decoded = decoded.strip_prefix('"').and_then(|v| v.strip_suffix('"')).unwrap_or(&decoded).to_string();
+        attributes.push((attribute, decoded));
+    }
+    CloudEvent::from_attributes(attributes, content_type, Some(body))
+}
+
+fn respond(outcome: &ProduceOutcome, is_batch: bool) -> Response {
+    let results: Vec<serde_json::Value> = outcome
+        .results
+        .iter()
+        .map(|result| match result {
+            Ok(position) => serde_json::json!({ "partition": position.partition, "offset": position.offset }),
+            Err(error) => serde_json::json!({ "error": error_json(error) }),
+        })
+        .collect();
+    let n_accepted = outcome.n_accepted();
+    let mut body = serde_json::json!({
+        "accepted": n_accepted,
+        "rejected": outcome.results.len() - n_accepted,
+        "results": results,
+    });
+    let failure =
+        outcome.storage_error.as_ref().or_else(|| if is_batch { None } else { outcome.results.iter().find_map(|r| r.as_ref().err()) });
+    let status = match failure {
+        Some(error) => {
+            body["error"] = error_json(error);
+            status_for(error.kind)
+        }
+        None => StatusCode::OK,
+    };
+    (status, axum::Json(body)).into_response()
+}

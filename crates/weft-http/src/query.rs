@@ -1,0 +1,59 @@
+//! Query strings and request bodies parsed with errors that name the parameter.
+
+use std::collections::HashMap;
+
+use axum::body::{Body, Bytes};
+use weft_core::{Error, Kind};
+
+use crate::codes;
+
+/// Query parameters, refusing names the endpoint does not know.
+pub struct QueryParams(HashMap<String, String>);
+
+impl QueryParams {
+    pub fn parse(raw: Option<&str>, known: &[&str]) -> Result<Self, Error> {
+        let mut params = HashMap::new();
+        for (name, value) in form_urlencoded::parse(raw.unwrap_or("").as_bytes()) {
+            if !known.contains(&name.as_ref()) {
+                return Err(Error::invalid(
+                    codes::UNKNOWN_PARAMETER,
+                    format!("unknown query parameter {:?}; known: {}", weft_core::stream::truncate_for_message(&name), known.join(", ")),
+                ));
+            }
+            params.insert(name.into_owned(), value.into_owned());
+        }
+        Ok(Self(params))
+    }
+
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0.get(name).map(String::as_str)
+    }
+
+    /// An unsigned integer parameter within `max`.
+    pub fn u64(&self, name: &str, max: u64) -> Result<Option<u64>, Error> {
+        let Some(text) = self.get(name) else { return Ok(None) };
+        match text.parse::<u64>() {
+            Ok(value) if value <= max => Ok(Some(value)),
+            _ => Err(Error::invalid(
+                codes::INVALID_PARAMETER,
+                format!("{name} must be a whole number from 0 to {max}, not {:?}", weft_core::stream::truncate_for_message(text)),
+            )
+            .with_path(format!("/{name}"))),
+        }
+    }
+}
+
+/// Reads the body, refusing more than `max_bytes` with `request.body_too_large`.
+pub async fn read_body(body: Body, max_bytes: usize) -> Result<Bytes, Error> {
+    axum::body::to_bytes(body, max_bytes)
+        .await
+        .map_err(|_| Error::new(Kind::TooLarge, codes::BODY_TOO_LARGE, format!("request body is larger than {max_bytes} bytes")))
+}
+
+/// Parses a JSON body into `T`, naming the problem on failure.
+pub fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
+    serde_json::from_slice(bytes).map_err(|error| {
+        let code = if error.is_syntax() || error.is_eof() { codes::MALFORMED_JSON } else { codes::INVALID_BODY };
+        Error::invalid(code, format!("request body at line {} column {}: {error}", error.line(), error.column()))
+    })
+}

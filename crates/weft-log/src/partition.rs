@@ -1,0 +1,533 @@
+//! One partition: an ordered list of segments, the append path with group commit,
+//! reads by offset and by time, recovery on open, and retention.
+//!
+//! Concurrency: appends take the `inner` lock only to write the batch into the page
+//! cache; the fsync happens outside it, so concurrent producers share one fsync
+//! (group commit). Lock order, where both are held: `sync` before `inner`.
+//! Readers see only offsets below `visible_next_offset`: under `fsync: always` that is
+//! the durable end, so a consumer never sees an event that a crash could take back.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+
+use crate::batch::{BATCH_BYTES_MAX, BATCH_LENGTH_PREFIX_BYTES, BatchError, BatchView, batch_total_len, set_base_offset};
+use crate::segment::{IndexEntry, Segment, parse_log_file_name, read_exact_at, sync_dir};
+use crate::{Clock, FsyncPolicy, LogConfig, LogError};
+
+/// Extra bytes read past a fetch's budget so the batch that crosses it can be returned whole.
+const READ_SLACK_BYTES: usize = 64 * 1024;
+
+/// Where an appended batch landed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Appended {
+    pub base_offset: u64,
+    pub last_offset: u64,
+}
+
+/// Whole batches read from one segment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadChunk {
+    /// Concatenated complete batches; the first may start before the requested offset.
+    pub bytes: Vec<u8>,
+    /// Offset after the last returned batch (the requested offset when nothing was returned).
+    pub next_offset: u64,
+    pub log_start_offset: u64,
+    /// The high watermark: offsets below it are readable.
+    pub visible_next_offset: u64,
+}
+
+/// What recovery found when the partition was opened.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecoveryReport {
+    pub n_segments: usize,
+    pub truncated_bytes: u64,
+    pub rebuilt_indexes: usize,
+    pub truncated_because: Option<String>,
+}
+
+/// Sizes and offsets of a partition at one moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PartitionStats {
+    pub log_start_offset: u64,
+    pub visible_next_offset: u64,
+    pub size_bytes: u64,
+    pub n_segments: usize,
+}
+
+pub struct PartitionLog {
+    dir: PathBuf,
+    clock: Arc<dyn Clock>,
+    inner: Mutex<Inner>,
+    sync: Mutex<SyncState>,
+    sync_done: Condvar,
+}
+
+struct Inner {
+    config: LogConfig,
+    /// Keyed by base offset; the last one is the active segment.
+    segments: BTreeMap<u64, Segment>,
+    next_offset: u64,
+    visible_next_offset: u64,
+    poisoned: Option<String>,
+}
+
+struct SyncState {
+    in_progress: bool,
+    durable_next_offset: u64,
+    failed: Option<String>,
+}
+
+impl Inner {
+    fn active(&self) -> &Segment {
+        self.segments.values().next_back().expect("a partition always has an active segment")
+    }
+    fn active_mut(&mut self) -> &mut Segment {
+        self.segments.values_mut().next_back().expect("a partition always has an active segment")
+    }
+    fn log_start_offset(&self) -> u64 {
+        *self.segments.keys().next().expect("a partition always has a segment")
+    }
+}
+
+impl PartitionLog {
+    /// Opens (or creates) the partition in `dir`, recovering from a crash if needed:
+    /// the active segment is scanned and cut at the first torn or corrupt batch.
+    pub fn open(dir: &Path, config: LogConfig, clock: Arc<dyn Clock>) -> Result<(Self, RecoveryReport), LogError> {
+        config.check()?;
+        fs::create_dir_all(dir)?;
+        let mut bases = Vec::new();
+        for entry in fs::read_dir(dir)? {
+            let entry = entry?;
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if name.ends_with(".tmp") {
+                fs::remove_file(entry.path())?;
+            } else if let Some(base) = parse_log_file_name(&name) {
+                bases.push(base);
+            }
+        }
+        bases.sort_unstable();
+        let mut report = RecoveryReport::default();
+        let mut segments = BTreeMap::new();
+        if bases.is_empty() {
+            segments.insert(0, Segment::create(dir, 0)?);
+            sync_dir(dir)?;
+        }
+        for (segment_idx, &base) in bases.iter().enumerate() {
+            let segment = match bases.get(segment_idx + 1) {
+                Some(&next_base) => open_sealed(dir, base, next_base, &config, &mut report)?,
+                None => open_active(dir, base, &config, &mut report)?,
+            };
+            if let Some((_, previous)) = segments.last_key_value() {
+                let previous: &Segment = previous;
+                if previous.next_offset != segment.base_offset {
+                    return Err(corrupt(
+                        &segment.log_path,
+                        format!("segment starts at {} but the previous one ends at {}", segment.base_offset, previous.next_offset),
+                    ));
+                }
+            }
+            segments.insert(base, segment);
+        }
+        report.n_segments = segments.len();
+        let next_offset = segments.values().next_back().map(|s: &Segment| s.next_offset).expect("at least one segment");
+        let inner = Inner { config, segments, next_offset, visible_next_offset: next_offset, poisoned: None };
+        let log = Self {
+            dir: dir.to_path_buf(),
+            clock,
+            inner: Mutex::new(inner),
+            sync: Mutex::new(SyncState { in_progress: false, durable_next_offset: next_offset, failed: None }),
+            sync_done: Condvar::new(),
+        };
+        Ok((log, report))
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn lock_inner(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|poison| poison.into_inner())
+    }
+
+    fn lock_sync(&self) -> MutexGuard<'_, SyncState> {
+        self.sync.lock().unwrap_or_else(|poison| poison.into_inner())
+    }
+
+    pub fn config(&self) -> LogConfig {
+        self.lock_inner().config.clone()
+    }
+
+    /// Replaces the configuration (retention, fsync policy, segment limits) from now on.
+    pub fn set_config(&self, config: LogConfig) -> Result<(), LogError> {
+        config.check()?;
+        self.lock_inner().config = config;
+        Ok(())
+    }
+
+    pub fn stats(&self) -> PartitionStats {
+        let inner = self.lock_inner();
+        PartitionStats {
+            log_start_offset: inner.log_start_offset(),
+            visible_next_offset: inner.visible_next_offset,
+            size_bytes: inner.segments.values().map(|s| s.size_bytes).sum(),
+            n_segments: inner.segments.len(),
+        }
+    }
+
+    /// Appends one encoded batch (its base offset is overwritten) and returns once it is
+    /// as durable as the fsync policy promises. The batch is checked before it is written.
+    pub fn append(&self, mut batch: Vec<u8>) -> Result<Appended, LogError> {
+        let view = BatchView::parse(&batch)?;
+        view.check_records()?;
+        let n_records = view.record_count() as u64;
+        let batch_max_timestamp = view.max_timestamp();
+        let batch_len = batch.len() as u64;
+        let (appended, fsync) = {
+            let mut inner = self.lock_inner();
+            if let Some(reason) = &inner.poisoned {
+                return Err(LogError::Poisoned(reason.clone()));
+            }
+            let now_ms = self.clock.now_ms();
+            self.roll_if_needed(&mut inner, batch_len, now_ms)?;
+            let base_offset = inner.next_offset;
+            set_base_offset(&mut batch, base_offset);
+            let index_interval_bytes = inner.config.index_interval_bytes;
+            let segment = inner.active_mut();
+            let position = segment.size_bytes;
+            if let Err(error) = segment.file.write_all_at(&batch, position) {
+                // Cut off whatever part of the batch reached the file, so the log stays a
+                // sequence of complete batches; if even that fails, stop writing here.
+                let file = Arc::clone(&segment.file);
+                if let Err(truncate_error) = file.set_len(position) {
+                    inner.poisoned = Some(format!("could not undo a failed write: {truncate_error}"));
+                }
+                return Err(LogError::from_io(error));
+            }
+            segment.max_timestamp = segment.max_timestamp.max(batch_max_timestamp);
+            if segment.index.is_empty() || segment.bytes_since_index_entry >= index_interval_bytes {
+                segment.index.push(IndexEntry {
+                    relative_offset: (base_offset - segment.base_offset) as u32,
+                    position: position as u32,
+                    max_timestamp_so_far: segment.max_timestamp,
+                });
+                segment.bytes_since_index_entry = 0;
+            }
+            segment.bytes_since_index_entry += batch_len;
+            segment.size_bytes += batch_len;
+            segment.next_offset = base_offset + n_records;
+            segment.first_append_ms.get_or_insert(now_ms);
+            inner.next_offset = base_offset + n_records;
+            let fsync = inner.config.fsync;
+            if fsync != FsyncPolicy::Always {
+                inner.visible_next_offset = inner.next_offset;
+            }
+            (Appended { base_offset, last_offset: base_offset + n_records - 1 }, fsync)
+        };
+        if fsync == FsyncPolicy::Always {
+            self.sync_until(appended.last_offset + 1)?;
+        }
+        Ok(appended)
+    }
+
+    /// Makes everything appended so far durable (used by `interval` and on shutdown).
+    pub fn sync(&self) -> Result<(), LogError> {
+        let target = self.lock_inner().next_offset;
+        self.sync_until(target)
+    }
+
+    /// Group commit: returns once offsets below `target_next_offset` are on stable storage.
+    /// One caller at a time runs the fsync; the others wait for it and are covered by it.
+    fn sync_until(&self, target_next_offset: u64) -> Result<(), LogError> {
+        let mut state = self.lock_sync();
+        loop {
+            if state.durable_next_offset >= target_next_offset {
+                return Ok(());
+            }
+            if let Some(reason) = &state.failed {
+                return Err(LogError::Poisoned(reason.clone()));
+            }
+            if state.in_progress {
+                state = self.sync_done.wait(state).unwrap_or_else(|poison| poison.into_inner());
+                continue;
+            }
+            state.in_progress = true;
+            drop(state);
+            let (file, covered_next_offset) = {
+                let inner = self.lock_inner();
+                (Arc::clone(&inner.active().file), inner.next_offset)
+            };
+            let result = file.sync_data();
+            let failure = {
+                let mut inner = self.lock_inner();
+                match (result, &inner.poisoned) {
+                    // An earlier failure (a roll's fsync, a write that could not be undone)
+                    // poisoned the partition: Linux reports a failed fsync once, so this fsync
+                    // succeeding does not prove that the data reached the disk.
+                    (Ok(()), Some(reason)) => Some(reason.clone()),
+                    (Ok(()), None) => {
+                        inner.visible_next_offset = inner.visible_next_offset.max(covered_next_offset);
+                        None
+                    }
+                    // After a failed fsync the page cache may have dropped dirty pages, so
+                    // nothing written since the last good fsync can be trusted: refuse writes
+                    // until a restart re-reads the log from disk.
+                    (Err(error), _) => {
+                        let reason = format!("fsync failed: {error}");
+                        inner.poisoned = Some(reason.clone());
+                        Some(reason)
+                    }
+                }
+            };
+            state = self.lock_sync();
+            state.in_progress = false;
+            match failure {
+                None => state.durable_next_offset = state.durable_next_offset.max(covered_next_offset),
+                Some(reason) => state.failed = Some(reason),
+            }
+            self.sync_done.notify_all();
+        }
+    }
+
+    fn roll_if_needed(&self, inner: &mut Inner, incoming_bytes: u64, now_ms: i64) -> Result<(), LogError> {
+        let active = inner.active();
+        if active.size_bytes == 0 {
+            return Ok(());
+        }
+        let too_big = active.size_bytes + incoming_bytes > inner.config.segment_bytes_max;
+        let too_old = inner
+            .config
+            .segment_age_max_ms
+            .is_some_and(|age_max_ms| now_ms.saturating_sub(active.first_append_ms.unwrap_or(now_ms)) >= age_max_ms);
+        if !(too_big || too_old) {
+            return Ok(());
+        }
+        // A sealed segment is always complete on disk: fsync it before the next one exists.
+        if let Err(error) = active.file.sync_data() {
+            inner.poisoned = Some(format!("fsync failed while rolling a segment: {error}"));
+            return Err(LogError::from_io(error));
+        }
+        active.write_index_files().map_err(LogError::from_io)?;
+        let next_offset = inner.next_offset;
+        let segment = Segment::create(&self.dir, next_offset).map_err(LogError::from_io)?;
+        sync_dir(&self.dir).map_err(LogError::from_io)?;
+        inner.segments.insert(next_offset, segment);
+        Ok(())
+    }
+
+    /// Reads whole batches starting with the one that holds `offset`, up to about `max_bytes`
+    /// (at least one batch, even if it is larger), from a single segment.
+    pub fn read(&self, offset: u64, max_bytes: usize) -> Result<ReadChunk, LogError> {
+        let (file, start_position, end_position, log_start_offset, visible_next_offset) = {
+            let inner = self.lock_inner();
+            let log_start_offset = inner.log_start_offset();
+            let visible_next_offset = inner.visible_next_offset;
+            if offset < log_start_offset || offset > visible_next_offset {
+                return Err(LogError::OffsetOutOfRange { requested: offset, log_start_offset, next_offset: visible_next_offset });
+            }
+            if offset == visible_next_offset {
+                return Ok(ReadChunk { bytes: Vec::new(), next_offset: offset, log_start_offset, visible_next_offset });
+            }
+            let (_, segment) = inner.segments.range(..=offset).next_back().expect("offset is at or above the log start");
+            (Arc::clone(&segment.file), segment.position_for_offset(offset), segment.size_bytes, log_start_offset, visible_next_offset)
+        };
+        let mut chunk = ReadChunk { bytes: Vec::new(), next_offset: offset, log_start_offset, visible_next_offset };
+        let budget = max_bytes.clamp(1, BATCH_BYTES_MAX);
+        let want = ((end_position - start_position) as usize).min(budget + READ_SLACK_BYTES);
+        let mut buf = vec![0u8; want];
+        read_exact_at(&file, &mut buf, start_position)?;
+        let segment_tail_len = (end_position - start_position) as usize;
+        let mut keep_from = None;
+        let mut keep_to = 0usize;
+        let mut cursor = 0usize;
+        loop {
+            if keep_from.is_none() && buf.len() - cursor < BATCH_LENGTH_PREFIX_BYTES && buf.len() < segment_tail_len {
+                // Nothing wanted is found yet and the next batch's header was not read: the index
+                // entry lies further before `offset` than budget plus slack, so read on.
+                let read_to = buf.len();
+                buf.resize((read_to + budget + READ_SLACK_BYTES).min(segment_tail_len), 0);
+                read_exact_at(&file, &mut buf[read_to..], start_position + read_to as u64)?;
+            }
+            if cursor >= buf.len() {
+                break;
+            }
+            let total = match batch_total_len(&buf[cursor..]) {
+                Ok(total) => total,
+                Err(BatchError::Truncated { .. }) => break,
+                Err(error) => return Err(corrupt_read(&self.dir, start_position + cursor as u64, error)),
+            };
+            if let Some(from) = keep_from {
+                // Stop before a batch that will not be returned, without checking it, so a
+                // damaged batch fails only the reads that would return it.
+                if cursor + total > buf.len() || cursor + total - from > budget {
+                    break;
+                }
+            } else if cursor + total > buf.len() {
+                // The first wanted batch is larger than what was read: fetch it whole.
+                buf.resize(cursor + total, 0);
+                read_exact_at(&file, &mut buf[cursor..], start_position + cursor as u64)?;
+            }
+            let batch = BatchView::parse(&buf[cursor..]).map_err(|error| corrupt_read(&self.dir, start_position + cursor as u64, error))?;
+            if batch.base_offset() >= visible_next_offset {
+                break;
+            }
+            if batch.last_offset() >= offset {
+                keep_from.get_or_insert(cursor);
+                keep_to = cursor + total;
+                chunk.next_offset = batch.next_offset();
+            }
+            cursor += total;
+        }
+        if let Some(from) = keep_from {
+            buf.truncate(keep_to);
+            buf.drain(..from);
+            chunk.bytes = buf;
+        }
+        Ok(chunk)
+    }
+
+    /// The offset of the first record whose timestamp is at or after `timestamp_ms`,
+    /// or `None` if every readable record is older.
+    pub fn offset_for_timestamp(&self, timestamp_ms: i64) -> Result<Option<u64>, LogError> {
+        let (candidates, visible_next_offset) = {
+            let inner = self.lock_inner();
+            let candidates: Vec<_> = inner
+                .segments
+                .values()
+                .filter(|segment| segment.size_bytes > 0 && segment.max_timestamp >= timestamp_ms)
+                .map(|segment| (Arc::clone(&segment.file), segment.position_for_timestamp(timestamp_ms), segment.size_bytes))
+                .collect();
+            (candidates, inner.visible_next_offset)
+        };
+        for (file, start_position, end_position) in candidates {
+            let mut position = start_position;
+            while position < end_position {
+                let mut prefix = [0u8; 12];
+                read_exact_at(&file, &mut prefix, position)?;
+                let total = batch_total_len(&prefix).map_err(|error| corrupt_read(&self.dir, position, error))?;
+                let mut buf = vec![0u8; total];
+                read_exact_at(&file, &mut buf, position)?;
+                let batch = BatchView::parse(&buf).map_err(|error| corrupt_read(&self.dir, position, error))?;
+                if batch.base_offset() >= visible_next_offset {
+                    return Ok(None);
+                }
+                if batch.max_timestamp() >= timestamp_ms {
+                    let Ok(records) = batch.records() else {
+                        // A compressed batch: its first offset is the closest we can say cheaply.
+                        return Ok(Some(batch.base_offset()));
+                    };
+                    for record in records {
+                        let record = record.map_err(|error| corrupt_read(&self.dir, position, error))?;
+                        if record.timestamp_ms >= timestamp_ms {
+                            return Ok(Some(record.offset));
+                        }
+                    }
+                }
+                position += total as u64;
+            }
+        }
+        Ok(None)
+    }
+
+    /// Deletes whole sealed segments that are past the retention time or beyond the
+    /// retention size, oldest first. The active segment is never deleted.
+    /// Returns the number of segments removed.
+    pub fn enforce_retention(&self) -> Result<usize, LogError> {
+        let now_ms = self.clock.now_ms();
+        let mut inner = self.lock_inner();
+        let mut n_removed = 0;
+        loop {
+            if inner.segments.len() <= 1 {
+                break;
+            }
+            let total_bytes: u64 = inner.segments.values().map(|s| s.size_bytes).sum();
+            let (_, oldest) = inner.segments.first_key_value().expect("more than one segment");
+            let expired = inner.config.retention_ms.is_some_and(|retention_ms| oldest.max_timestamp < now_ms.saturating_sub(retention_ms));
+            let oversized = inner.config.retention_bytes.is_some_and(|retention_bytes| total_bytes > retention_bytes);
+            if !(expired || oversized) {
+                break;
+            }
+            let (_, oldest) = inner.segments.pop_first().expect("more than one segment");
+            oldest.remove_files()?;
+            n_removed += 1;
+        }
+        if n_removed > 0 {
+            // Make the unlinks durable, so a crash cannot bring back an old segment in front
+            // of a gap.
+            sync_dir(&self.dir)?;
+        }
+        Ok(n_removed)
+    }
+}
+
+fn open_sealed(dir: &Path, base: u64, next_base: u64, config: &LogConfig, report: &mut RecoveryReport) -> Result<Segment, LogError> {
+    if let Some(segment) = Segment::load_sealed(dir, base, next_base)? {
+        return Ok(segment);
+    }
+    let (log_path, file) = Segment::open_file(dir, base)?;
+    let scan = Segment::scan(&file, base, config.index_interval_bytes)?;
+    let file_len = file.metadata()?.len();
+    if scan.valid_bytes != file_len || scan.next_offset != next_base {
+        let why = scan.stopped_by.map(|e| e.to_string()).unwrap_or_else(|| "offsets do not reach the next segment".into());
+        return Err(corrupt(&log_path, format!("sealed segment is damaged at byte {}: {why}", scan.valid_bytes)));
+    }
+    let segment = Segment {
+        base_offset: base,
+        file: Arc::new(file),
+        log_path,
+        size_bytes: scan.valid_bytes,
+        next_offset: scan.next_offset,
+        max_timestamp: scan.max_timestamp,
+        index: scan.index,
+        bytes_since_index_entry: scan.bytes_since_index_entry,
+        first_append_ms: None,
+    };
+    segment.write_index_files()?;
+    report.rebuilt_indexes += 1;
+    Ok(segment)
+}
+
+fn open_active(dir: &Path, base: u64, config: &LogConfig, report: &mut RecoveryReport) -> Result<Segment, LogError> {
+    let (log_path, file) = Segment::open_file(dir, base)?;
+    let scan = Segment::scan(&file, base, config.index_interval_bytes)?;
+    let file_len = file.metadata()?.len();
+    if scan.valid_bytes < file_len {
+        // Everything after the first bad batch was never acknowledged under `always`
+        // (acknowledgement waits for the fsync that covers it), so it is cut off.
+        file.set_len(scan.valid_bytes)?;
+        report.truncated_bytes = file_len - scan.valid_bytes;
+        report.truncated_because = scan.stopped_by.map(|e| e.to_string());
+    }
+    // Whatever survived is made durable before anyone can read it.
+    file.sync_data()?;
+    for stale in [log_path.with_extension("index"), log_path.with_extension("timeindex")] {
+        match fs::remove_file(stale) {
+            Ok(()) => {}
+            Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+            Err(error) => return Err(error.into()),
+        }
+    }
+    Ok(Segment {
+        base_offset: base,
+        file: Arc::new(file),
+        log_path,
+        size_bytes: scan.valid_bytes,
+        next_offset: scan.next_offset,
+        max_timestamp: scan.max_timestamp,
+        index: scan.index,
+        bytes_since_index_entry: scan.bytes_since_index_entry,
+        first_append_ms: None,
+    })
+}
+
+fn corrupt(path: &Path, detail: String) -> LogError {
+    LogError::Corrupt { path: path.display().to_string(), detail }
+}
+
+fn corrupt_read(dir: &Path, position: u64, error: BatchError) -> LogError {
+    LogError::Corrupt { path: dir.display().to_string(), detail: format!("unreadable batch at byte {position}: {error}") }
+}

@@ -1,0 +1,52 @@
+//! `weft`: the server and the command-line client in one binary.
+//!
+//! `weft serve` runs the broker on the embedded default (data under `./weft-data`, HTTP on
+//! 127.0.0.1:8080). Every other command is a client that talks to a server over HTTP
+//! (`--server` or `WEFT_SERVER`).
+
+mod cli;
+mod client;
+mod serve;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "weft", version, about = "Weft: an event-driven data mesh in one binary")]
+struct Cli {
+    /// Base URL of the Weft server the client commands talk to.
+    #[arg(long, global = true, env = "WEFT_SERVER", default_value = "http://127.0.0.1:8080")]
+    server: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the Weft server.
+    Serve(serve::ServeArgs),
+    /// Create, list and show streams.
+    #[command(subcommand)]
+    Streams(cli::streams::StreamsCommand),
+    /// Produce events: NDJSON (one event's data per line) from FILE or standard input.
+    Produce(cli::produce::ProduceArgs),
+    /// Consume events as NDJSON, by replay or as a member of a consumer group.
+    Consume(cli::consume::ConsumeArgs),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let client = client::Client::new(&cli.server);
+    let result = match cli.command {
+        Command::Serve(args) => serve::run(args),
+        Command::Streams(command) => cli::streams::run(&client, command),
+        Command::Produce(args) => cli::produce::run(&client, args),
+        Command::Consume(args) => cli::consume::run(&client, args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
