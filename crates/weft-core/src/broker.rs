@@ -259,6 +259,21 @@ impl Broker {
         ProduceOutcome { results, storage_error }
     }
 
+    /// Appends a batch that a producer encoded itself (the Kafka listener's path): the log
+    /// checks its framing and checksum, assigns offsets and stores it byte for byte.
+    pub async fn append_batch(&self, stream: &Arc<Stream>, partition: u32, batch: Vec<u8>) -> Result<weft_log::Appended, Error> {
+        let log = Arc::clone(stream.partition(partition)?);
+        let appended = tokio::task::spawn_blocking(move || log.append(batch))
+            .await
+            .map_err(|error| Error::internal(format!("append task failed: {error}")))?
+            .map_err(|error| match error {
+                weft_log::LogError::InvalidBatch(reason) => Error::invalid(codes::EVENT_INVALID_BATCH, format!("record batch refused: {reason}")),
+                other => Error::from(other),
+            })?;
+        stream.notify_appended();
+        Ok(appended)
+    }
+
     /// Checks one event and picks its partition and record key.
     fn place_event(&self, stream: &Stream, event: &CloudEvent) -> Result<(u32, Option<Vec<u8>>), Error> {
         event.check()?;

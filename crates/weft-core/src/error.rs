@@ -70,6 +70,7 @@ pub mod codes {
     pub const EVENT_MALFORMED_JSON: &str = "event.malformed_json";
     pub const EVENT_INVALID_CLOUDEVENT: &str = "event.invalid_cloudevent";
     pub const EVENT_TOO_LARGE: &str = "event.too_large";
+    pub const EVENT_INVALID_BATCH: &str = "event.invalid_batch";
     pub const GROUP_INVALID_NAME: &str = "group.invalid_name";
     pub const GROUP_INVALID_MEMBER: &str = "group.invalid_member";
     pub const GROUP_PARTITION_NOT_OWNED: &str = "group.partition_not_owned";
