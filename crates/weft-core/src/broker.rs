@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use weft_log::batch::{BatchBuilder, BatchView, Record};
+use weft_log::batch::{BatchBuilder, BatchView, Compression, Record};
 use weft_log::{Clock, FsyncPolicy};
 
 use crate::cloudevent::{CloudEvent, is_json_content_type};
@@ -62,28 +62,52 @@ pub struct FetchedBatches {
     pub bytes: Vec<u8>,
     pub from_offset: u64,
     pub visible_next_offset: u64,
+    /// Record data of the compressed batches in `bytes`, in order, decompressed on first use
+    /// by `records` (Kafka producers may send compressed batches; they are stored as sent).
+    decompressed: std::sync::OnceLock<Vec<Vec<u8>>>,
 }
 
 impl FetchedBatches {
+    /// Decompresses every compressed batch once; `records` borrows from the result.
+    fn decompressed_batches(&self) -> Result<&[Vec<u8>], Error> {
+        if let Some(decompressed) = self.decompressed.get() {
+            return Ok(decompressed);
+        }
+        let mut decompressed = Vec::new();
+        let mut cursor = 0;
+        while cursor < self.bytes.len() {
+            let batch = BatchView::parse(&self.bytes[cursor..])
+                .map_err(|error| Error::new(Kind::Internal, codes::STORAGE_CORRUPT, error.to_string()))?;
+            cursor += batch.len();
+            if batch.compression() != Compression::None {
+                let data = batch.decompress_records().map_err(|error| {
+                    Error::internal(format!("cannot decode stored batch at offset {}: {error}", batch.base_offset()))
+                })?;
+                decompressed.push(data.into_owned());
+            }
+        }
+        Ok(self.decompressed.get_or_init(|| decompressed))
+    }
+
     /// The records at or after the requested offset, at most `max_events` of them.
     pub fn records(&self, max_events: usize) -> Result<Vec<Record<'_>>, Error> {
         let mut records = Vec::new();
         let mut cursor = 0;
+        let mut compressed_idx = 0;
         while cursor < self.bytes.len() && records.len() < max_events {
             let batch = BatchView::parse(&self.bytes[cursor..])
                 .map_err(|error| Error::new(Kind::Internal, codes::STORAGE_CORRUPT, error.to_string()))?;
             cursor += batch.len();
+            let data: &[u8] = if batch.compression() == Compression::None {
+                batch.records_bytes()
+            } else {
+                compressed_idx += 1;
+                &self.decompressed_batches()?[compressed_idx - 1]
+            };
             if batch.is_control() {
                 continue;
             }
-            let iter = batch.records().map_err(|error| {
-                Error::new(
-                    Kind::Internal,
-                    codes::INTERNAL,
-                    format!("cannot decode stored batch at offset {}: {error}", batch.base_offset()),
-                )
-            })?;
-            for record in iter {
+            for record in batch.records_in(data) {
                 let record = record.map_err(|error| Error::new(Kind::Internal, codes::STORAGE_CORRUPT, error.to_string()))?;
                 if record.offset < self.from_offset {
                     continue;
@@ -267,7 +291,9 @@ impl Broker {
             .await
             .map_err(|error| Error::internal(format!("append task failed: {error}")))?
             .map_err(|error| match error {
-                weft_log::LogError::InvalidBatch(reason) => Error::invalid(codes::EVENT_INVALID_BATCH, format!("record batch refused: {reason}")),
+                weft_log::LogError::InvalidBatch(reason) => {
+                    Error::invalid(codes::EVENT_INVALID_BATCH, format!("record batch refused: {reason}"))
+                }
                 other => Error::from(other),
             })?;
         stream.notify_appended();
@@ -287,10 +313,7 @@ impl Broker {
         let json_data = event.data.as_deref().filter(|_| is_json_content_type(event.datacontenttype.as_deref()));
         let pointer = stream.config().key.as_deref().filter(|pointer| !pointer.is_empty());
         let key_from_data = match (json_data, pointer) {
-            (Some(data), Some(pointer)) => {
-                let value: serde_json::Value = serde_json::from_slice(data).map_err(|error| malformed_data(&error))?;
-                value.pointer(pointer).and_then(key_bytes)
-            }
+            (Some(data), Some(pointer)) => crate::json_key::key_at_pointer(data, pointer).map_err(|error| malformed_data(&error))?,
             (Some(data), None) => {
                 serde_json::from_slice::<serde::de::IgnoredAny>(data).map_err(|error| malformed_data(&error))?;
                 None
@@ -312,7 +335,13 @@ impl Broker {
         let chunk = tokio::task::spawn_blocking(move || log.read(offset, max_bytes))
             .await
             .map_err(|error| Error::internal(format!("read task failed: {error}")))??;
-        Ok(FetchedBatches { partition, bytes: chunk.bytes, from_offset: offset, visible_next_offset: chunk.visible_next_offset })
+        Ok(FetchedBatches {
+            partition,
+            bytes: chunk.bytes,
+            from_offset: offset,
+            visible_next_offset: chunk.visible_next_offset,
+            decompressed: std::sync::OnceLock::new(),
+        })
     }
 
     /// The first offset at or after `timestamp_ms` in a partition, or its end if none.
@@ -404,15 +433,4 @@ fn sync_streams(streams: &[Arc<Stream>]) {
 
 fn malformed_data(error: &serde_json::Error) -> Error {
     Error::invalid(codes::EVENT_MALFORMED_JSON, format!("event data is not valid json: {error}")).with_path("/data")
-}
-
-/// The partition key taken from a JSON value: strings as they are, numbers and booleans
-/// as their JSON text; null, objects and arrays give no key.
-fn key_bytes(value: &serde_json::Value) -> Option<Vec<u8>> {
-    match value {
-        serde_json::Value::String(text) => Some(text.as_bytes().to_vec()),
-        serde_json::Value::Number(number) => Some(number.to_string().into_bytes()),
-        serde_json::Value::Bool(flag) => Some(flag.to_string().into_bytes()),
-        _ => None,
-    }
 }

@@ -319,14 +319,49 @@ fn check_attribute_value(name: &str, value: &str) -> Result<(), Error> {
         )
         .with_path(format!("/{name}")));
     }
-    if let Some(bad) = value.chars().find(|c| c.is_control()) {
+    if has_control_character(value) {
+        let bad = value.chars().find(|c| c.is_control()).map_or(0, |c| c as u32);
         return Err(Error::invalid(
             codes::EVENT_INVALID_CLOUDEVENT,
-            format!("attribute {name} contains the control character U+{:04X}", bad as u32),
+            format!("attribute {name} contains the control character U+{bad:04X}"),
         )
         .with_path(format!("/{name}")));
     }
     Ok(())
+}
+
+/// True if `text` holds a C0 or C1 control character (U+0000-001F, U+007F-009F), scanning
+/// bytes: C1 controls are encoded as 0xC2 0x80-0x9F in UTF-8.
+fn has_control_character(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    bytes
+        .iter()
+        .enumerate()
+        .any(|(idx, &b)| b < 0x20 || b == 0x7f || (b == 0xc2 && bytes.get(idx + 1).is_some_and(|&next| (0x80..=0x9f).contains(&next))))
+}
+
+/// A new event id: a UUIDv7 (time-ordered) whose random bits come from a per-thread
+/// generator seeded once from the OS, so minting an id costs no system call.
+pub fn new_event_id(now_ms: i64) -> String {
+    use std::cell::Cell;
+    thread_local! {
+        static STATE: Cell<u64> = Cell::new(uuid::Uuid::new_v4().as_u64_pair().0 | 1);
+    }
+    let (a, b) = STATE.with(|state| {
+        let next = || {
+            // splitmix64
+            let mut z = state.get().wrapping_add(0x9e37_79b9_7f4a_7c15);
+            state.set(z);
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            z ^ (z >> 31)
+        };
+        (next(), next())
+    });
+    let mut random = [0u8; 10];
+    random[..8].copy_from_slice(&a.to_le_bytes());
+    random[8..].copy_from_slice(&b.to_le_bytes()[..2]);
+    uuid::Builder::from_unix_timestamp_millis(now_ms.max(0) as u64, &random).into_uuid().hyphenated().to_string()
 }
 
 /// True for media types whose data is text, carried as a JSON string in the JSON format.

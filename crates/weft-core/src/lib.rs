@@ -10,6 +10,7 @@ pub mod cloudevent;
 pub mod duration;
 pub mod error;
 pub mod group;
+pub mod json_key;
 pub mod meta;
 pub mod partitioner;
 pub mod stream;

@@ -119,6 +119,7 @@ struct Wrapper {
     ty: String,
     subject: Option<String>,
     time: String,
+    now_ms: i64,
 }
 
 impl Wrapper {
@@ -128,12 +129,13 @@ impl Wrapper {
             ty: params.get("type").unwrap_or(stream).to_string(),
             subject: params.get("subject").map(str::to_string),
             time: format_rfc3339_ms(now_ms),
+            now_ms,
         }
     }
 
     fn wrap(&self, data: Vec<u8>) -> CloudEvent {
         CloudEvent {
-            id: uuid::Uuid::now_v7().to_string(),
+            id: weft_core::cloudevent::new_event_id(self.now_ms),
             source: self.source.clone(),
             specversion: SPEC_VERSION.to_string(),
             ty: self.ty.clone(),
@@ -163,28 +165,37 @@ fn binary_event(headers: &HeaderMap, content_type: Option<String>, body: Vec<u8>
 }
 
 fn respond(outcome: &ProduceOutcome, is_batch: bool) -> Response {
-    let results: Vec<serde_json::Value> = outcome
-        .results
-        .iter()
-        .map(|result| match result {
-            Ok(position) => serde_json::json!({ "partition": position.partition, "offset": position.offset }),
-            Err(error) => serde_json::json!({ "error": error_json(error) }),
-        })
-        .collect();
     let n_accepted = outcome.n_accepted();
-    let mut body = serde_json::json!({
-        "accepted": n_accepted,
-        "rejected": outcome.results.len() - n_accepted,
-        "results": results,
-    });
+    let mut body = Vec::with_capacity(64 + outcome.results.len() * 32);
+    body.extend_from_slice(
+        format!("{{\"accepted\":{n_accepted},\"rejected\":{},\"results\":[", outcome.results.len() - n_accepted).as_bytes(),
+    );
+    for (event_idx, result) in outcome.results.iter().enumerate() {
+        if event_idx > 0 {
+            body.push(b',');
+        }
+        match result {
+            Ok(position) => {
+                body.extend_from_slice(format!("{{\"partition\":{},\"offset\":{}}}", position.partition, position.offset).as_bytes())
+            }
+            Err(error) => {
+                body.extend_from_slice(b"{\"error\":");
+                serde_json::to_writer(&mut body, &error_json(error)).expect("writing to a Vec cannot fail");
+                body.push(b'}');
+            }
+        }
+    }
+    body.push(b']');
     let failure =
         outcome.storage_error.as_ref().or_else(|| if is_batch { None } else { outcome.results.iter().find_map(|r| r.as_ref().err()) });
     let status = match failure {
         Some(error) => {
-            body["error"] = error_json(error);
+            body.extend_from_slice(b",\"error\":");
+            serde_json::to_writer(&mut body, &error_json(error)).expect("writing to a Vec cannot fail");
             status_for(error.kind)
         }
         None => StatusCode::OK,
     };
-    (status, axum::Json(body)).into_response()
+    body.push(b'}');
+    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
