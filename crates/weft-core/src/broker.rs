@@ -14,12 +14,88 @@ use std::time::Duration;
 use weft_log::batch::{BatchBuilder, BatchView, Compression, Record};
 use weft_log::{Clock, FsyncPolicy};
 
-use crate::cloudevent::{CloudEvent, is_json_content_type};
-use crate::error::{Error, Kind, codes};
+use crate::cloudevent::{CloudEvent, format_rfc3339_ms, is_json_content_type};
+use crate::error::{Detail, Error, Kind, codes};
 use crate::group::GroupCoordinator;
+use crate::mesh::{MeshState, SchemaSink};
 use crate::meta::MetaStore;
 use crate::partitioner::partition_for_key;
-use crate::stream::{Stream, StreamConfig};
+use crate::stream::{Governance, Stream, StreamConfig};
+
+/// One event handed to `Broker::produce`: parsed, or refused by the edge's parser with the
+/// raw bytes it could not read (kept as a dead letter on governed streams).
+#[derive(Debug)]
+pub enum Incoming {
+    Event(CloudEvent),
+    Unparsed { error: Error, raw: Vec<u8> },
+}
+
+/// Who is producing, for dead letters and (later) lineage and audit.
+#[derive(Debug, Clone)]
+pub struct ProduceContext {
+    pub producer: String,
+}
+
+/// Header names of dead-letter records (the value is the original data, unchanged).
+pub mod dead_letter_headers {
+    pub const REASON: &str = "weft_dlq_reason";
+    pub const MESSAGE: &str = "weft_dlq_message";
+    pub const VIOLATIONS: &str = "weft_dlq_violations";
+    pub const STREAM: &str = "weft_dlq_stream";
+    pub const CONTRACT_ID: &str = "weft_dlq_contract_id";
+    pub const CONTRACT_VERSION: &str = "weft_dlq_contract_version";
+    pub const PRODUCER: &str = "weft_dlq_producer";
+    pub const REJECTED_AT: &str = "weft_dlq_rejected_at";
+}
+
+/// Dead letters of one produce request, encoded as one batch for the dead-letter stream.
+struct DeadLetterBatch {
+    builder: BatchBuilder,
+    event_idxs: Vec<usize>,
+}
+
+impl DeadLetterBatch {
+    fn new(now_ms: i64) -> Self {
+        Self { builder: BatchBuilder::new(now_ms), event_idxs: Vec::new() }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.event_idxs.is_empty()
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn push(
+        &mut self,
+        event_idx: usize,
+        event: Option<&CloudEvent>,
+        data: &[u8],
+        error: &Error,
+        governance: &Governance,
+        context: &ProduceContext,
+        now_ms: i64,
+    ) {
+        let details: Vec<serde_json::Value> = if error.details.is_empty() {
+            vec![serde_json::json!({ "code": error.code, "path": error.path.clone().unwrap_or_default(), "message": error.message })]
+        } else {
+            error.details.iter().map(|d| serde_json::json!({ "code": d.code, "path": d.path, "message": d.message })).collect()
+        };
+        let violations = serde_json::to_string(&details).unwrap_or_default();
+        let rejected_at = format_rfc3339_ms(now_ms);
+        let stream_name = governance.dead_letter_stream.trim_end_matches(crate::stream::DEAD_LETTER_SUFFIX);
+        let mut headers: Vec<(std::borrow::Cow<'static, str>, &[u8])> = event.map(CloudEvent::record_headers).unwrap_or_default();
+        headers.push((dead_letter_headers::REASON.into(), error.code.as_bytes()));
+        headers.push((dead_letter_headers::MESSAGE.into(), error.message.as_bytes()));
+        headers.push((dead_letter_headers::VIOLATIONS.into(), violations.as_bytes()));
+        headers.push((dead_letter_headers::STREAM.into(), stream_name.as_bytes()));
+        headers.push((dead_letter_headers::CONTRACT_ID.into(), governance.contract_id.as_bytes()));
+        headers.push((dead_letter_headers::CONTRACT_VERSION.into(), governance.contract_version.as_bytes()));
+        headers.push((dead_letter_headers::PRODUCER.into(), context.producer.as_bytes()));
+        headers.push((dead_letter_headers::REJECTED_AT.into(), rejected_at.as_bytes()));
+        let key = event.and_then(CloudEvent::partition_key).map(str::as_bytes);
+        self.builder.push(now_ms, key, Some(data), &headers);
+        self.event_idxs.push(event_idx);
+    }
+}
 
 /// Largest event (data plus attributes) accepted by default.
 pub const EVENT_BYTES_MAX_DEFAULT: usize = 1024 * 1024;
@@ -80,9 +156,9 @@ impl FetchedBatches {
                 .map_err(|error| Error::new(Kind::Internal, codes::STORAGE_CORRUPT, error.to_string()))?;
             cursor += batch.len();
             if batch.compression() != Compression::None {
-                let data = batch.decompress_records().map_err(|error| {
-                    Error::internal(format!("cannot decode stored batch at offset {}: {error}", batch.base_offset()))
-                })?;
+                let data = batch
+                    .decompress_records()
+                    .map_err(|error| Error::internal(format!("cannot decode stored batch at offset {}: {error}", batch.base_offset())))?;
                 decompressed.push(data.into_owned());
             }
         }
@@ -129,6 +205,10 @@ pub struct Broker {
     clock: Arc<dyn Clock>,
     groups: GroupCoordinator,
     event_bytes_max: usize,
+    pub(crate) mesh: RwLock<MeshState>,
+    pub(crate) apply_lock: std::sync::Mutex<()>,
+    schema_sink: RwLock<Option<Arc<dyn SchemaSink>>>,
+    pub(crate) replay_lock: tokio::sync::Mutex<()>,
 }
 
 impl Broker {
@@ -145,14 +225,35 @@ impl Broker {
             streams.insert(name, Arc::new(stream));
         }
         let groups = GroupCoordinator::new(Arc::clone(&meta), Arc::clone(&clock));
-        Ok(Arc::new(Self {
+        let broker = Arc::new(Self {
             data_dir: data_dir.to_path_buf(),
             meta,
             streams: RwLock::new(streams),
             clock,
             groups,
             event_bytes_max: EVENT_BYTES_MAX_DEFAULT,
-        }))
+            mesh: RwLock::new(MeshState::default()),
+            apply_lock: std::sync::Mutex::new(()),
+            schema_sink: RwLock::new(None),
+            replay_lock: tokio::sync::Mutex::new(()),
+        });
+        broker.load_mesh()?;
+        Ok(broker)
+    }
+
+    /// A snapshot of the applied mesh (domains, products, contracts, policies).
+    pub fn mesh(&self) -> MeshState {
+        self.mesh.read().unwrap_or_else(|poison| poison.into_inner()).clone()
+    }
+
+    /// Connects the schema registry: applied contracts register their schemas there, and
+    /// Confluent-framed events are checked against it.
+    pub fn set_schema_sink(&self, sink: Arc<dyn SchemaSink>) {
+        *self.schema_sink.write().unwrap_or_else(|poison| poison.into_inner()) = Some(sink);
+    }
+
+    pub(crate) fn schema_sink(&self) -> Option<Arc<dyn SchemaSink>> {
+        self.schema_sink.read().unwrap_or_else(|poison| poison.into_inner()).clone()
     }
 
     pub fn data_dir(&self) -> &Path {
@@ -214,20 +315,43 @@ impl Broker {
         self.streams.read().unwrap_or_else(|poison| poison.into_inner()).values().cloned().collect()
     }
 
-    /// Checks, partitions, encodes and appends events; returns after they are durable
-    /// under the stream's fsync policy. `events` holds parse failures too, so that every
-    /// input event gets exactly one result.
-    pub async fn produce(&self, stream: &Arc<Stream>, events: Vec<Result<CloudEvent, Error>>) -> ProduceOutcome {
+    /// Checks, validates, partitions, encodes and appends events; returns after they are
+    /// durable under the stream's fsync policy. Every input gets exactly one result, in order.
+    /// On a stream governed by a contract, every rejected event is kept in the stream's
+    /// dead-letter stream with its reasons, and its result says where.
+    pub async fn produce(&self, stream: &Arc<Stream>, events: Vec<Incoming>, context: &ProduceContext) -> ProduceOutcome {
         let n_partitions = stream.n_partitions();
         let now_ms = self.clock.now_ms();
+        let governance = stream.governance();
         let mut results: Vec<Result<Position, Error>> = Vec::with_capacity(events.len());
         // Per partition: the batches to append and, per batch, the request indexes of its events.
         let mut builders: Vec<Vec<(BatchBuilder, Vec<usize>)>> = (0..n_partitions).map(|_| Vec::new()).collect();
-        for (event_idx, event) in events.into_iter().enumerate() {
-            let placed = event.and_then(|event| self.place_event(stream, &event).map(|(partition, key)| (event, partition, key)));
-            let (event, partition, key) = match placed {
+        let mut dead_letters = DeadLetterBatch::new(now_ms);
+        for (event_idx, incoming) in events.into_iter().enumerate() {
+            let event = match incoming {
+                Incoming::Event(event) => event,
+                Incoming::Unparsed { error, raw } => {
+                    if let Some(governance) = &governance {
+                        dead_letters.push(event_idx, None, &raw, &error, governance, context, now_ms);
+                    }
+                    results.push(Err(error));
+                    continue;
+                }
+            };
+            let (partition, key) = match self.place_event(stream, governance.as_deref(), &event) {
                 Ok(placed) => placed,
                 Err(error) => {
+                    if let Some(governance) = &governance {
+                        dead_letters.push(
+                            event_idx,
+                            Some(&event),
+                            event.data.as_deref().unwrap_or_default(),
+                            &error,
+                            governance,
+                            context,
+                            now_ms,
+                        );
+                    }
                     results.push(Err(error));
                     continue;
                 }
@@ -280,7 +404,33 @@ impl Broker {
             }
         }
         stream.notify_appended();
+        if let (Some(governance), false) = (&governance, dead_letters.is_empty()) {
+            match self.append_dead_letters(&governance.dead_letter_stream, dead_letters).await {
+                Ok(placed) => {
+                    for (event_idx, partition, offset) in placed {
+                        if let Err(error) = &mut results[event_idx] {
+                            error.dead_letter = Some((governance.dead_letter_stream.clone(), partition, offset));
+                        }
+                    }
+                }
+                Err(error) => {
+                    tracing::error!(stream = stream.name(), %error, "dead letters could not be stored");
+                    storage_error.get_or_insert(error);
+                }
+            }
+        }
         ProduceOutcome { results, storage_error }
+    }
+
+    async fn append_dead_letters(&self, dead_letter_stream: &str, dead_letters: DeadLetterBatch) -> Result<Vec<(usize, u32, u64)>, Error> {
+        let stream = self.stream(dead_letter_stream)?;
+        let event_idxs = dead_letters.event_idxs;
+        let appended = self.append_batch(&stream, 0, dead_letters.builder.finish()).await?;
+        Ok(event_idxs
+            .into_iter()
+            .enumerate()
+            .map(|(record_idx, event_idx)| (event_idx, 0, appended.base_offset + record_idx as u64))
+            .collect())
     }
 
     /// Appends a batch that a producer encoded itself (the Kafka listener's path): the log
@@ -300,8 +450,9 @@ impl Broker {
         Ok(appended)
     }
 
-    /// Checks one event and picks its partition and record key.
-    fn place_event(&self, stream: &Stream, event: &CloudEvent) -> Result<(u32, Option<Vec<u8>>), Error> {
+    /// Checks one event (CloudEvents rules, size, and the contract if the stream has one) and
+    /// picks its partition and record key.
+    fn place_event(&self, stream: &Stream, governance: Option<&Governance>, event: &CloudEvent) -> Result<(u32, Option<Vec<u8>>), Error> {
         event.check()?;
         if event.size_bytes() > self.event_bytes_max {
             return Err(Error::new(
@@ -310,14 +461,32 @@ impl Broker {
                 format!("event is {} bytes; the limit is {} bytes", event.size_bytes(), self.event_bytes_max),
             ));
         }
-        let json_data = event.data.as_deref().filter(|_| is_json_content_type(event.datacontenttype.as_deref()));
+        let is_json = is_json_content_type(event.datacontenttype.as_deref());
         let pointer = stream.config().key.as_deref().filter(|pointer| !pointer.is_empty());
-        let key_from_data = match (json_data, pointer) {
-            (Some(data), Some(pointer)) => crate::json_key::key_at_pointer(data, pointer).map_err(|error| malformed_data(&error))?,
-            (Some(data), None) => {
-                serde_json::from_slice::<serde::de::IgnoredAny>(data).map_err(|error| malformed_data(&error))?;
-                None
+        let key_from_data = match (governance, event.data.as_deref()) {
+            (Some(governance), data) => {
+                if !is_json {
+                    return Err(Error::invalid(
+                        codes::EVENT_UNSUPPORTED_CONTENT_TYPE,
+                        format!(
+                            "stream {} is governed by a JSON data contract; datacontenttype {:?} cannot be validated",
+                            stream.name(),
+                            event.datacontenttype.as_deref().unwrap_or("")
+                        ),
+                    )
+                    .with_path("/datacontenttype"));
+                }
+                let data = self.unframe(stream, data.unwrap_or(b"null"))?;
+                let value = governance.compiled.validate_bytes(data).map_err(|violations| contract_violation(&violations))?;
+                pointer.and_then(|pointer| value.pointer(pointer)).and_then(key_bytes)
             }
+            (None, Some(data)) if is_json => match pointer {
+                Some(pointer) => crate::json_key::key_at_pointer(data, pointer).map_err(|error| malformed_data(&error))?,
+                None => {
+                    serde_json::from_slice::<serde::de::IgnoredAny>(data).map_err(|error| malformed_data(&error))?;
+                    None
+                }
+            },
             (None, _) => None,
         };
         let key = event.partition_key().map(|key| key.as_bytes().to_vec()).or(key_from_data);
@@ -326,6 +495,40 @@ impl Broker {
             None => stream.next_round_robin(),
         };
         Ok((partition, key))
+    }
+
+    /// The placement check used by dead-letter replay (same rules as produce).
+    pub(crate) fn place_for_replay(
+        &self,
+        stream: &Stream,
+        governance: Option<&Governance>,
+        event: &CloudEvent,
+    ) -> Result<(u32, Option<Vec<u8>>), Error> {
+        self.place_event(stream, governance, event)
+    }
+
+    /// Strips Confluent's wire framing (magic byte 0, 4-byte schema id) after checking that
+    /// the schema id is registered for this stream's value subject.
+    fn unframe<'a>(&self, stream: &Stream, data: &'a [u8]) -> Result<&'a [u8], Error> {
+        let [0, a, b, c, d, rest @ ..] = data else { return Ok(data) };
+        let schema_id = u32::from_be_bytes([*a, *b, *c, *d]);
+        let subject = format!("{}-value", stream.name());
+        let known = self.schema_sink().map(|sink| sink.subjects_of_schema(schema_id)).unwrap_or_default();
+        if known.is_empty() {
+            return Err(Error::invalid(
+                codes::SCHEMA_NOT_FOUND,
+                format!("the event is framed with schema id {schema_id}, which the registry does not know"),
+            )
+            .with_path("/data"));
+        }
+        if !known.contains(&subject) {
+            return Err(Error::invalid(
+                codes::SCHEMA_SUBJECT_MISMATCH,
+                format!("schema id {schema_id} is registered under {}, not {subject}", known.join(", ")),
+            )
+            .with_path("/data"));
+        }
+        Ok(rest)
     }
 
     /// Reads whole batches from one partition starting at `offset`.
@@ -428,6 +631,35 @@ fn sync_streams(streams: &[Arc<Stream>]) {
                 tracing::error!(stream = stream.name(), partition, %error, "fsync failed");
             }
         }
+    }
+}
+
+/// One rejected event's error built from its contract violations: the first names the code
+/// and path, all of them are in the details.
+fn contract_violation(violations: &[weft_contract::Violation]) -> Error {
+    let first = violations.first();
+    let code = first.map_or(codes::EVENT_MALFORMED_JSON, |v| v.code);
+    let message = match violations.len() {
+        0 => "event violates the contract".to_string(),
+        1 => violations[0].message.clone(),
+        n => format!("{} (and {} more violations)", violations[0].message, n - 1),
+    };
+    let mut error = Error::invalid(code, message);
+    if let Some(first) = first {
+        error.path = Some(first.path.clone());
+    }
+    error.details = violations.iter().map(|v| Detail { code: v.code, path: v.path.clone(), message: v.message.clone() }).collect();
+    error
+}
+
+/// The partition key taken from a JSON value: strings as they are, numbers and booleans
+/// as their JSON text; null, objects and arrays give no key.
+fn key_bytes(value: &serde_json::Value) -> Option<Vec<u8>> {
+    match value {
+        serde_json::Value::String(text) => Some(text.as_bytes().to_vec()),
+        serde_json::Value::Number(number) => Some(number.to_string().into_bytes()),
+        serde_json::Value::Bool(flag) => Some(flag.to_string().into_bytes()),
+        _ => None,
     }
 }
 

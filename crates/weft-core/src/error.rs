@@ -28,11 +28,23 @@ pub struct Error {
     pub kind: Kind,
     pub message: String,
     pub path: Option<String>,
+    /// Every individual problem, when there are several (e.g. contract violations).
+    pub details: Vec<Detail>,
+    /// Where a rejected event was kept (its dead-letter position), if it was.
+    pub dead_letter: Option<(String, u32, u64)>,
+}
+
+/// One problem among several, with its own code and path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Detail {
+    pub code: &'static str,
+    pub path: String,
+    pub message: String,
 }
 
 impl Error {
     pub fn new(kind: Kind, code: &'static str, message: impl Into<String>) -> Self {
-        Self { code, kind, message: message.into(), path: None }
+        Self { code, kind, message: message.into(), path: None, details: Vec::new(), dead_letter: None }
     }
     pub fn invalid(code: &'static str, message: impl Into<String>) -> Self {
         Self::new(Kind::Invalid, code, message)
@@ -71,11 +83,25 @@ pub mod codes {
     pub const EVENT_INVALID_CLOUDEVENT: &str = "event.invalid_cloudevent";
     pub const EVENT_TOO_LARGE: &str = "event.too_large";
     pub const EVENT_INVALID_BATCH: &str = "event.invalid_batch";
+    pub const EVENT_UNSUPPORTED_CONTENT_TYPE: &str = "event.unsupported_content_type";
     pub const GROUP_INVALID_NAME: &str = "group.invalid_name";
     pub const GROUP_INVALID_MEMBER: &str = "group.invalid_member";
     pub const GROUP_PARTITION_NOT_OWNED: &str = "group.partition_not_owned";
     pub const GROUP_NOT_FOUND: &str = "group.not_found";
     pub const GROUP_LIMIT_REACHED: &str = "group.limit_reached";
+    pub const APPLY_REFUSED: &str = "apply.refused";
+    pub const CONTRACT_INCOMPATIBLE: &str = "contract.incompatible";
+    pub const CONTRACT_VERSION_IMMUTABLE: &str = "contract.version_immutable";
+    pub const CONTRACT_STREAM_OWNED_ELSEWHERE: &str = "contract.stream_owned_elsewhere";
+    pub const CONTRACT_PARTITIONS_CHANGED: &str = "contract.partitions_changed";
+    pub const CONTRACT_NO_TOPIC: &str = "contract.no_topic";
+    pub const RESOURCE_DUPLICATE_ID: &str = "resource.duplicate_id";
+    pub const PRODUCT_MISSING_CONTRACT: &str = "product.missing_contract";
+    pub const PRODUCT_MISSING_DOMAIN: &str = "product.missing_domain";
+    pub const PRODUCT_CONTRACT_OWNED_ELSEWHERE: &str = "product.contract_owned_elsewhere";
+    pub const PRODUCT_NOT_FOUND: &str = "product.not_found";
+    pub const SCHEMA_NOT_FOUND: &str = "schema.not_found";
+    pub const SCHEMA_SUBJECT_MISMATCH: &str = "schema.subject_mismatch";
     pub const STORAGE_FULL: &str = "storage.full";
     pub const STORAGE_UNAVAILABLE: &str = "storage.unavailable";
     pub const STORAGE_CORRUPT: &str = "storage.corrupt";

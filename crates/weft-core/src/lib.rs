@@ -7,15 +7,17 @@
 
 pub mod broker;
 pub mod cloudevent;
+pub mod dead_letter;
 pub mod duration;
 pub mod error;
 pub mod group;
 pub mod json_key;
+pub mod mesh;
 pub mod meta;
 pub mod partitioner;
 pub mod stream;
 
-pub use broker::{Broker, FetchedBatches, Position, ProduceOutcome};
+pub use broker::{Broker, FetchedBatches, Incoming, Position, ProduceContext, ProduceOutcome};
 pub use cloudevent::CloudEvent;
 pub use error::{Error, Kind, codes};
 pub use stream::{Stream, StreamConfig};

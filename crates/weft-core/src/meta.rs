@@ -13,6 +13,18 @@ use crate::error::Error;
 const STREAMS: TableDefinition<&str, &[u8]> = TableDefinition::new("streams");
 /// (group, stream, partition) -> next offset to read.
 const OFFSETS: TableDefinition<(&str, &str, u32), u64> = TableDefinition::new("group_offsets");
+/// (kind, id) -> the applied resource as JSON (domains, products, policies).
+const RESOURCES: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("resources");
+/// (contract id, sequence) -> one applied contract version as JSON, in apply order.
+const CONTRACT_VERSIONS: TableDefinition<(&str, u32), &[u8]> = TableDefinition::new("contract_versions");
+/// (dead-letter stream, partition, offset) -> offset in the governed stream it was moved to.
+const DEAD_LETTERS_REPLAYED: TableDefinition<(&str, u32, u64), u64> = TableDefinition::new("dead_letters_replayed");
+
+/// One write in an atomic batch of metadata changes.
+pub enum MetaWrite {
+    Resource { kind: &'static str, id: String, json: Vec<u8> },
+    ContractVersion { contract_id: String, sequence: u32, json: Vec<u8> },
+}
 
 pub struct MetaStore {
     db: Database,
@@ -24,6 +36,9 @@ impl MetaStore {
         let txn = db.begin_write()?;
         txn.open_table(STREAMS)?;
         txn.open_table(OFFSETS)?;
+        txn.open_table(RESOURCES)?;
+        txn.open_table(CONTRACT_VERSIONS)?;
+        txn.open_table(DEAD_LETTERS_REPLAYED)?;
         txn.commit()?;
         Ok(Self { db })
     }
@@ -82,5 +97,71 @@ impl MetaStore {
             }
         }
         Ok(groups)
+    }
+
+    /// Applies every write in one transaction: all or nothing.
+    pub fn write_all(&self, writes: &[MetaWrite]) -> Result<(), Error> {
+        let txn = self.db.begin_write()?;
+        {
+            let mut resources = txn.open_table(RESOURCES)?;
+            let mut versions = txn.open_table(CONTRACT_VERSIONS)?;
+            for write in writes {
+                match write {
+                    MetaWrite::Resource { kind, id, json } => {
+                        resources.insert((*kind, id.as_str()), json.as_slice())?;
+                    }
+                    MetaWrite::ContractVersion { contract_id, sequence, json } => {
+                        versions.insert((contract_id.as_str(), *sequence), json.as_slice())?;
+                    }
+                }
+            }
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// Every stored resource as (kind, id, json).
+    pub fn resources(&self) -> Result<Vec<(String, String, Vec<u8>)>, Error> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(RESOURCES)?;
+        let mut resources = Vec::new();
+        for entry in table.iter()? {
+            let (key, json) = entry?;
+            let (kind, id) = key.value();
+            resources.push((kind.to_string(), id.to_string(), json.value().to_vec()));
+        }
+        Ok(resources)
+    }
+
+    /// Every stored contract version as (contract id, sequence, json), in apply order per id.
+    pub fn contract_versions(&self) -> Result<Vec<(String, u32, Vec<u8>)>, Error> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(CONTRACT_VERSIONS)?;
+        let mut versions = Vec::new();
+        for entry in table.iter()? {
+            let (key, json) = entry?;
+            let (id, sequence) = key.value();
+            versions.push((id.to_string(), sequence, json.value().to_vec()));
+        }
+        Ok(versions)
+    }
+
+    /// Where a dead letter was moved, if it was.
+    pub fn dead_letter_replayed(&self, dead_letter_stream: &str, partition: u32, offset: u64) -> Result<Option<u64>, Error> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(DEAD_LETTERS_REPLAYED)?;
+        Ok(table.get((dead_letter_stream, partition, offset))?.map(|v| v.value()))
+    }
+
+    pub fn mark_dead_letters_replayed(&self, dead_letter_stream: &str, moved: &[(u32, u64, u64)]) -> Result<(), Error> {
+        let txn = self.db.begin_write()?;
+        {
+            let mut table = txn.open_table(DEAD_LETTERS_REPLAYED)?;
+            for &(partition, offset, target_offset) in moved {
+                table.insert((dead_letter_stream, partition, offset), target_offset)?;
+            }
+        }
+        txn.commit()?;
+        Ok(())
     }
 }

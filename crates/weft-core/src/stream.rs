@@ -105,11 +105,24 @@ pub fn truncate_for_message(text: &str) -> String {
     }
 }
 
+/// The contract that governs a stream: events are validated against it at produce time and
+/// rejected ones go to the dead-letter stream.
+pub struct Governance {
+    pub contract_id: String,
+    pub contract_version: String,
+    pub compiled: weft_contract::CompiledContract,
+    pub dead_letter_stream: String,
+}
+
+/// Suffix of a governed stream's dead-letter stream.
+pub const DEAD_LETTER_SUFFIX: &str = ".dlq";
+
 pub struct Stream {
     config: StreamConfig,
     partitions: Vec<Arc<PartitionLog>>,
     round_robin: AtomicU32,
     changes: watch::Sender<u64>,
+    governance: std::sync::RwLock<Option<Arc<Governance>>>,
 }
 
 impl Stream {
@@ -123,7 +136,13 @@ impl Stream {
             }
             partitions.push(Arc::new(log));
         }
-        Ok(Self { config, partitions, round_robin: AtomicU32::new(0), changes: watch::Sender::new(0) })
+        Ok(Self {
+            config,
+            partitions,
+            round_robin: AtomicU32::new(0),
+            changes: watch::Sender::new(0),
+            governance: std::sync::RwLock::new(None),
+        })
     }
 
     pub fn name(&self) -> &str {
@@ -165,6 +184,15 @@ impl Stream {
     /// Wakes readers waiting for new events.
     pub(crate) fn notify_appended(&self) {
         self.changes.send_modify(|version| *version = version.wrapping_add(1));
+    }
+
+    /// The contract governing this stream, if any.
+    pub fn governance(&self) -> Option<Arc<Governance>> {
+        self.governance.read().unwrap_or_else(|poison| poison.into_inner()).clone()
+    }
+
+    pub(crate) fn set_governance(&self, governance: Option<Arc<Governance>>) {
+        *self.governance.write().unwrap_or_else(|poison| poison.into_inner()) = governance;
     }
 
     /// A receiver that changes whenever events are appended to any partition.

@@ -34,6 +34,13 @@ pub fn error_json(error: &Error) -> serde_json::Value {
     if let Some(path) = &error.path {
         body["path"] = serde_json::Value::String(path.clone());
     }
+    if !error.details.is_empty() {
+        body["violations"] =
+            error.details.iter().map(|d| serde_json::json!({ "code": d.code, "path": d.path, "message": d.message })).collect();
+    }
+    if let Some((stream, partition, offset)) = &error.dead_letter {
+        body["dead_letter"] = serde_json::json!({ "stream": stream, "partition": partition, "offset": offset });
+    }
     body
 }
 

@@ -15,6 +15,7 @@
 mod api_error;
 mod groups;
 mod live;
+mod mesh;
 mod produce;
 mod query;
 mod render;
@@ -69,6 +70,15 @@ pub fn router(broker: Arc<Broker>) -> Router {
         .route("/api/v1/streams/{name}/groups/{group}/poll", post(groups::poll))
         .route("/api/v1/streams/{name}/groups/{group}/commit", post(groups::commit))
         .route("/api/v1/streams/{name}/groups/{group}/members/{member}", delete(groups::leave))
+        .route("/api/v1/streams/{name}/dead-letters", get(mesh::dead_letters))
+        .route("/api/v1/streams/{name}/dead-letters/replay", post(mesh::replay_dead_letters))
+        .route("/api/v1/apply", post(mesh::apply))
+        .route("/api/v1/products", get(mesh::list_products))
+        .route("/api/v1/products/{id}", get(mesh::show_product))
+        .route("/api/v1/products/{id}/dead-letters", get(mesh::dead_letters))
+        .route("/api/v1/products/{id}/dead-letters/replay", post(mesh::replay_dead_letters))
+        .route("/api/v1/contracts/{id}", get(mesh::show_contract))
+        .route("/api/v1/domains", get(mesh::list_domains))
         .fallback(api_error::route_not_found)
         .method_not_allowed_fallback(api_error::method_not_allowed)
         .with_state(state)

@@ -16,7 +16,7 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use weft_core::cloudevent::{SPEC_VERSION, format_rfc3339_ms};
-use weft_core::{CloudEvent, Error, Kind, ProduceOutcome};
+use weft_core::{CloudEvent, Error, Incoming, Kind, ProduceContext, ProduceOutcome};
 
 use crate::api_error::{ApiError, error_json, status_for};
 use crate::query::{QueryParams, read_body};
@@ -79,19 +79,23 @@ pub async fn produce(
     let stream = state.broker.stream(&name)?;
     let (mode, content_type) = mode_of(&headers)?;
     let body = read_body(body, REQUEST_BODY_BYTES_MAX).await?;
-    let events: Vec<Result<CloudEvent, Error>> = match mode {
-        Mode::Structured => vec![CloudEvent::from_json(&body)],
-        Mode::Batched => CloudEvent::from_json_batch(&body).map_err(|error| Error::invalid(codes::MALFORMED_JSON, error.message))?,
-        Mode::Binary => vec![binary_event(&headers, content_type, body.to_vec())],
+    let events: Vec<Incoming> = match mode {
+        Mode::Structured => vec![incoming(CloudEvent::from_json(&body), &body)],
+        Mode::Batched => {
+            let elements: Vec<&serde_json::value::RawValue> = serde_json::from_slice(&body)
+                .map_err(|error| Error::invalid(codes::MALFORMED_JSON, format!("a batch must be a JSON array of events: {error}")))?;
+            elements.into_iter().map(|raw| incoming(CloudEvent::from_json(raw.get().as_bytes()), raw.get().as_bytes())).collect()
+        }
+        Mode::Binary => vec![incoming(binary_event(&headers, content_type, body.to_vec()), &body)],
         Mode::Json | Mode::Ndjson => {
             let wrapper = Wrapper::new(&name, &params, state.broker.now_ms());
             if matches!(mode, Mode::Json) {
-                vec![Ok(wrapper.wrap(body.to_vec()))]
+                vec![Incoming::Event(wrapper.wrap(body.to_vec()))]
             } else {
                 body.split(|&b| b == b'\n')
                     .map(trim_line)
                     .filter(|line| !line.is_empty())
-                    .map(|line| Ok(wrapper.wrap(line.to_vec())))
+                    .map(|line| Incoming::Event(wrapper.wrap(line.to_vec())))
                     .collect()
             }
         }
@@ -104,8 +108,23 @@ pub async fn produce(
         )
         .into());
     }
-    let outcome = state.broker.produce(&stream, events).await;
+    let context = ProduceContext { producer: producer_of(&headers) };
+    let outcome = state.broker.produce(&stream, events, &context).await;
     Ok(respond(&outcome, mode.is_batch()))
+}
+
+fn incoming(parsed: Result<CloudEvent, Error>, raw: &[u8]) -> Incoming {
+    match parsed {
+        Ok(event) => Incoming::Event(event),
+        Err(error) => Incoming::Unparsed { error, raw: raw.to_vec() },
+    }
+}
+
+/// Who produced, as far as the HTTP edge knows (the authenticated principal once
+/// authentication exists; until then the client's own `user-agent`).
+fn producer_of(headers: &HeaderMap) -> String {
+    let agent = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("unknown");
+    format!("anonymous ({})", weft_core::stream::truncate_for_message(agent))
 }
 
 fn trim_line(line: &[u8]) -> &[u8] {

@@ -33,6 +33,15 @@ impl Client {
         self.handle(self.agent.post(&self.url(path)).set("content-type", content_type).send_bytes(body))
     }
 
+    /// Posts JSON and returns the JSON body whatever the status (for endpoints whose error
+    /// bodies carry the full answer, like apply's plan).
+    pub fn post_json_any_status(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
+        match self.agent.post(&self.url(path)).send_json(body.clone()) {
+            Ok(response) | Err(ureq::Error::Status(_, response)) => Ok(response.into_json()?),
+            Err(ureq::Error::Transport(transport)) => Err(anyhow!("cannot reach the Weft server at {}: {transport}", self.base)),
+        }
+    }
+
     fn handle(&self, result: Result<ureq::Response, ureq::Error>) -> anyhow::Result<Value> {
         match result {
             Ok(response) => Ok(response.into_json()?),

@@ -31,6 +31,17 @@ enum Command {
     Produce(cli::produce::ProduceArgs),
     /// Consume events as NDJSON, by replay or as a member of a consumer group.
     Consume(cli::consume::ConsumeArgs),
+    /// Apply domains, data products, data contracts and policies from YAML files.
+    Apply(cli::apply::ApplyArgs),
+    /// List and show data products.
+    #[command(subcommand)]
+    Products(cli::products::ProductsCommand),
+    /// Inspect and replay dead letters (events a contract refused).
+    #[command(subcommand)]
+    Dlq(cli::dlq::DlqCommand),
+    /// Work with contract files locally.
+    #[command(subcommand)]
+    Contract(cli::contract::ContractCommand),
 }
 
 fn main() -> std::process::ExitCode {
@@ -41,6 +52,10 @@ fn main() -> std::process::ExitCode {
         Command::Streams(command) => cli::streams::run(&client, command),
         Command::Produce(args) => cli::produce::run(&client, args),
         Command::Consume(args) => cli::consume::run(&client, args),
+        Command::Apply(args) => cli::apply::run(&client, args),
+        Command::Products(command) => cli::products::run(&client, command),
+        Command::Dlq(command) => cli::dlq::run(&client, command),
+        Command::Contract(command) => cli::contract::run(command),
     };
     match result {
         Ok(code) => code,

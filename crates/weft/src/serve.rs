@@ -1,5 +1,5 @@
-//! `weft serve`: opens the data directory, starts the HTTP listener, and shuts down cleanly
-//! on SIGINT or SIGTERM (stop accepting, finish in-flight requests, fsync every partition).
+//! `weft serve`: opens the data directory, starts the HTTP and Kafka listeners, and shuts down
+//! cleanly on SIGINT or SIGTERM (stop accepting, finish in-flight requests, fsync every partition).
 
 use std::io::IsTerminal;
 use std::net::SocketAddr;
@@ -20,6 +20,13 @@ pub struct ServeArgs {
     /// Address of the HTTP API.
     #[arg(long, env = "WEFT_LISTEN", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
+    /// Address of the Kafka wire-protocol listener (Kafka clients such as librdkafka and kcat).
+    #[arg(long, env = "WEFT_KAFKA_LISTEN", default_value = "127.0.0.1:9092")]
+    kafka_listen: SocketAddr,
+    /// Host and port Kafka clients are told to connect to (Metadata, FindCoordinator);
+    /// defaults to the Kafka listener's address.
+    #[arg(long, env = "WEFT_KAFKA_ADVERTISED", value_name = "HOST:PORT")]
+    kafka_advertised: Option<String>,
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
@@ -44,8 +51,35 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     broker.spawn_background_tasks();
     let listener =
         tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("binding the HTTP listener to {}", args.listen))?;
-    tracing::info!(data_dir = %args.data_dir.display(), http = %format!("http://{}", listener.local_addr()?), "weft is ready");
-    weft_http::serve(listener, Arc::clone(&broker), shutdown_signal()).await.context("serving HTTP")?;
+    let kafka_listener = tokio::net::TcpListener::bind(args.kafka_listen)
+        .await
+        .with_context(|| format!("binding the Kafka listener to {}", args.kafka_listen))?;
+    let kafka_address = kafka_listener.local_addr()?;
+    let advertised = match &args.kafka_advertised {
+        None => (kafka_address.ip().to_string(), kafka_address.port() as i32),
+        Some(host_port) => {
+            let (host, port) = host_port.rsplit_once(':').context("--kafka-advertised must be HOST:PORT")?;
+            (host.to_string(), port.parse::<u16>().context("--kafka-advertised port")? as i32)
+        }
+    };
+    tracing::info!(
+        data_dir = %args.data_dir.display(),
+        http = %format!("http://{}", listener.local_addr()?),
+        kafka = %kafka_address,
+        "weft is ready"
+    );
+    // One signal stops both listeners.
+    let (stop_sender, stop_receiver) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop_sender.send(true);
+    });
+    let stopped = |mut receiver: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = receiver.wait_for(|stop| *stop).await;
+    };
+    let kafka = tokio::spawn(weft_kafka::serve(kafka_listener, Arc::clone(&broker), advertised, stopped(stop_receiver.clone())));
+    weft_http::serve(listener, Arc::clone(&broker), stopped(stop_receiver)).await.context("serving HTTP")?;
+    kafka.await?.context("serving Kafka")?;
     let syncing = Arc::clone(&broker);
     tokio::task::spawn_blocking(move || syncing.sync_all()).await?;
     tracing::info!("weft stopped cleanly");

@@ -1,7 +1,11 @@
 //! Client commands: each talks to a running server over HTTP.
 
+pub mod apply;
 pub mod consume;
+pub mod contract;
+pub mod dlq;
 pub mod produce;
+pub mod products;
 pub mod streams;
 
 /// Percent-encodes one path segment (stream and group names are plain, but be safe).

@@ -1,0 +1,648 @@
+//! The mesh: domains, data products, data contracts and policies applied with `weft apply`,
+//! and the link from each contract's topics to the streams they govern.
+//!
+//! `Broker::apply` plans every resource (create, update with a field-level diff, unchanged, or
+//! refused with the reason) and changes nothing unless every resource is acceptable: apply
+//! is atomic. Contract versions are immutable once applied; a new version of a contract must
+//! be compatible with the earlier ones under the stream's compatibility mode, otherwise it is
+//! refused with an explanation that names each offending field and who reads the stream.
+//! A breaking change ships as a new major version: a new contract whose topic is a new
+//! stream (`sales.orders.v2`) beside the old one.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde_json::Value;
+use weft_contract::{CompiledContract, ContractError, DataContract, DataProduct, Document, Domain, Policy};
+
+use crate::broker::Broker;
+use crate::error::{Error, Kind, codes};
+use crate::meta::MetaWrite;
+use crate::stream::{DEAD_LETTER_SUFFIX, Governance, RETENTION_MS_DEFAULT, StreamConfig};
+
+/// Most field changes listed per resource in a plan.
+pub const PLAN_CHANGES_MAX: usize = 200;
+/// Most sources (files) in one apply.
+pub const APPLY_SOURCES_MAX: usize = 1_000;
+/// Retention of dead-letter streams when the contract does not set one.
+pub const DEAD_LETTER_RETENTION_MS: i64 = 30 * 86_400_000;
+
+/// One file (or request body) handed to apply.
+#[derive(Debug, Clone)]
+pub struct ApplySource {
+    pub name: String,
+    pub text: String,
+}
+
+/// What apply does (or would do) to one resource.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    Create,
+    Update,
+    Unchanged,
+    Refused,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FieldChange {
+    pub path: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub old: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub new: Option<Value>,
+}
+
+/// A schema change between contract versions, judged against the compatibility mode.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SchemaChange {
+    pub stream: String,
+    pub field: String,
+    pub change: String,
+    pub breaks_readers: bool,
+    pub breaks_writers: bool,
+    pub breaking: bool,
+    pub reason: String,
+}
+
+/// Why a resource was refused.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Refusal {
+    pub code: &'static str,
+    pub message: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub path: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub column: Option<u32>,
+}
+
+impl From<&ContractError> for Refusal {
+    fn from(error: &ContractError) -> Self {
+        Self { code: error.code, message: error.message.clone(), path: error.path.clone(), line: error.line, column: error.column }
+    }
+}
+
+fn refusal(code: &'static str, message: impl Into<String>) -> Refusal {
+    Refusal { code, message: message.into(), path: String::new(), line: None, column: None }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PlannedResource {
+    pub kind: &'static str,
+    pub id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    pub source: String,
+    pub document: usize,
+    pub action: Action,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<FieldChange>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub schema_changes: Vec<SchemaChange>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub streams: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<Refusal>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ApplyPlan {
+    pub dry_run: bool,
+    pub applied: bool,
+    pub resources: Vec<PlannedResource>,
+}
+
+impl ApplyPlan {
+    pub fn n_refused(&self) -> usize {
+        self.resources.iter().filter(|r| r.action == Action::Refused).count()
+    }
+}
+
+/// Everything applied so far, in memory (the metadata store holds the durable copy).
+#[derive(Debug, Default, Clone)]
+pub struct MeshState {
+    pub domains: BTreeMap<String, Domain>,
+    pub products: BTreeMap<String, DataProduct>,
+    pub policies: BTreeMap<String, Policy>,
+    /// Contract id -> every applied version, in apply order.
+    pub contracts: BTreeMap<String, Vec<DataContract>>,
+}
+
+impl MeshState {
+    /// The latest version of a contract.
+    pub fn contract(&self, id: &str) -> Option<&DataContract> {
+        self.contracts.get(id).and_then(|versions| versions.last())
+    }
+
+    /// A specific version of a contract.
+    pub fn contract_version(&self, id: &str, version: &str) -> Option<&DataContract> {
+        self.contracts.get(id).and_then(|versions| versions.iter().find(|c| c.version == version))
+    }
+
+    /// The product whose output port publishes a contract.
+    pub fn product_of_contract(&self, contract_id: &str) -> Option<&DataProduct> {
+        self.products.values().find(|p| p.output_ports.iter().any(|port| port.contract_id.as_deref() == Some(contract_id)))
+    }
+
+    /// Products that declare a contract as an input.
+    pub fn readers_of_contract(&self, contract_id: &str) -> Vec<String> {
+        self.products.values().filter(|p| p.input_ports.iter().any(|port| port.contract_id == contract_id)).map(|p| p.id.clone()).collect()
+    }
+
+    /// The contract id that governs a stream now, if any.
+    pub fn contract_of_stream(&self, stream: &str) -> Option<&DataContract> {
+        self.contracts.values().filter_map(|versions| versions.last()).find(|contract| topic_streams(contract).iter().any(|s| s == stream))
+    }
+}
+
+/// Stream names of a contract's topic objects.
+pub fn topic_streams(contract: &DataContract) -> Vec<String> {
+    CompiledContract::compile_topics(contract)
+        .map(|compiled| compiled.iter().filter_map(|c| c.stream_name().map(str::to_string)).collect())
+        .unwrap_or_default()
+}
+
+fn json_of<T: Serialize>(value: &T) -> Value {
+    serde_json::to_value(value).unwrap_or(Value::Null)
+}
+
+/// Field-level differences between two JSON documents, as JSON pointers.
+pub fn json_diff(old: &Value, new: &Value) -> Vec<FieldChange> {
+    let mut changes = Vec::new();
+    diff_into("", old, new, &mut changes);
+    changes.truncate(PLAN_CHANGES_MAX);
+    changes
+}
+
+fn diff_into(path: &str, old: &Value, new: &Value, changes: &mut Vec<FieldChange>) {
+    if changes.len() >= PLAN_CHANGES_MAX || old == new {
+        return;
+    }
+    match (old, new) {
+        (Value::Object(old_map), Value::Object(new_map)) => {
+            let keys: BTreeSet<&String> = old_map.keys().chain(new_map.keys()).collect();
+            for key in keys {
+                let child = format!("{path}/{}", crate::json_pointer_escape(key));
+                match (old_map.get(key), new_map.get(key)) {
+                    (Some(o), Some(n)) => diff_into(&child, o, n, changes),
+                    (o, n) => changes.push(FieldChange { path: child, old: o.cloned(), new: n.cloned() }),
+                }
+            }
+        }
+        (Value::Array(old_items), Value::Array(new_items)) if old_items.len() == new_items.len() => {
+            for (idx, (o, n)) in old_items.iter().zip(new_items).enumerate() {
+                diff_into(&format!("{path}/{idx}"), o, n, changes);
+            }
+        }
+        _ => changes.push(FieldChange {
+            path: if path.is_empty() { "/".into() } else { path.into() },
+            old: Some(old.clone()),
+            new: Some(new.clone()),
+        }),
+    }
+}
+
+/// Receives the JSON Schema of each newly applied contract version (the schema registry).
+pub trait SchemaSink: Send + Sync {
+    /// Registers `schema` under `subject`; returns a message if the registry refuses it.
+    fn register_json_schema(&self, subject: &str, schema: &Value) -> Result<(), String>;
+    /// Subjects under which a schema id is registered (empty if the id is unknown).
+    fn subjects_of_schema(&self, schema_id: u32) -> Vec<String>;
+}
+
+struct Parsed {
+    source: String,
+    document_idx: usize,
+    document: Document,
+}
+
+impl Broker {
+    /// Plans and (unless `dry_run` or something is refused) applies resources atomically.
+    pub fn apply(&self, sources: Vec<ApplySource>, dry_run: bool) -> Result<ApplyPlan, Error> {
+        if sources.len() > APPLY_SOURCES_MAX {
+            return Err(Error::new(Kind::TooLarge, codes::APPLY_REFUSED, format!("apply takes at most {APPLY_SOURCES_MAX} files at once")));
+        }
+        let _apply_guard = self.apply_lock.lock().unwrap_or_else(|poison| poison.into_inner());
+        let state = self.mesh();
+        let mut plan = ApplyPlan { dry_run, applied: false, resources: Vec::new() };
+        let mut parsed = Vec::new();
+        for source in &sources {
+            match weft_contract::parse_documents(&source.text, &source.name) {
+                Ok(documents) => parsed.extend(documents.into_iter().enumerate().map(|(document_idx, document)| Parsed {
+                    source: source.name.clone(),
+                    document_idx,
+                    document,
+                })),
+                Err(error) => plan.resources.push(PlannedResource {
+                    kind: "Unknown",
+                    id: String::new(),
+                    version: None,
+                    source: source.name.clone(),
+                    document: error.document_idx.unwrap_or(0),
+                    action: Action::Refused,
+                    changes: Vec::new(),
+                    schema_changes: Vec::new(),
+                    streams: Vec::new(),
+                    error: Some(Refusal::from(&error)),
+                }),
+            }
+        }
+        // The state as it will be if everything is applied, so references within one apply resolve.
+        let mut next = state.clone();
+        let mut seen: BTreeSet<(&'static str, String)> = BTreeSet::new();
+        let mut duplicates = Vec::with_capacity(parsed.len());
+        for item in &parsed {
+            let (kind, id) = identity(&item.document);
+            duplicates.push(!seen.insert((kind, id)));
+            match &item.document {
+                Document::Domain(domain) => {
+                    next.domains.insert(domain.name.clone(), domain.clone());
+                }
+                Document::Product(product) => {
+                    next.products.insert(product.id.clone(), (**product).clone());
+                }
+                Document::Policy(policy) => {
+                    next.policies.insert(policy.name.clone(), policy.clone());
+                }
+                Document::Contract(contract) => {
+                    let versions = next.contracts.entry(contract.id.clone()).or_default();
+                    if !versions.iter().any(|v| v.version == contract.version) {
+                        versions.push((**contract).clone());
+                    }
+                }
+            }
+        }
+        for (item, duplicate) in parsed.iter().zip(duplicates) {
+            let mut planned = self.plan_one(&state, &next, item);
+            if duplicate {
+                let (kind, id) = identity(&item.document);
+                planned.action = Action::Refused;
+                planned.error = Some(refusal(codes::RESOURCE_DUPLICATE_ID, format!("{kind} {id} appears more than once in this apply")));
+            }
+            plan.resources.push(planned);
+        }
+        if plan.n_refused() > 0 || dry_run {
+            return Ok(plan);
+        }
+        self.commit_apply(&parsed, &plan, next)?;
+        plan.applied = true;
+        Ok(plan)
+    }
+
+    fn plan_one(&self, state: &MeshState, next: &MeshState, item: &Parsed) -> PlannedResource {
+        let (kind, id) = identity(&item.document);
+        let mut planned = PlannedResource {
+            kind,
+            id: id.clone(),
+            version: None,
+            source: item.source.clone(),
+            document: item.document_idx,
+            action: Action::Create,
+            changes: Vec::new(),
+            schema_changes: Vec::new(),
+            streams: Vec::new(),
+            error: None,
+        };
+        let (old, new) = match &item.document {
+            Document::Domain(domain) => (state.domains.get(&id).map(json_of), json_of(domain)),
+            Document::Policy(policy) => (state.policies.get(&id).map(json_of), json_of(policy)),
+            Document::Product(product) => {
+                planned.version = product.version.clone();
+                if let Err(error) = check_product_references(next, product) {
+                    planned.action = Action::Refused;
+                    planned.error = Some(error);
+                    return planned;
+                }
+                (state.products.get(&id).map(json_of), json_of(product))
+            }
+            Document::Contract(contract) => {
+                planned.version = Some(contract.version.clone());
+                return self.plan_contract(state, next, contract, planned);
+            }
+        };
+        match old {
+            None => planned.action = Action::Create,
+            Some(old) if old == new => planned.action = Action::Unchanged,
+            Some(old) => {
+                planned.action = Action::Update;
+                planned.changes = json_diff(&old, &new);
+            }
+        }
+        planned
+    }
+
+    fn plan_contract(&self, state: &MeshState, next: &MeshState, contract: &DataContract, mut planned: PlannedResource) -> PlannedResource {
+        let refuse = |mut planned: PlannedResource, error: Refusal| {
+            planned.action = Action::Refused;
+            planned.error = Some(error);
+            planned
+        };
+        let compiled = match CompiledContract::compile_topics(contract) {
+            Ok(compiled) => compiled,
+            Err(error) => return refuse(planned, Refusal::from(&error)),
+        };
+        if compiled.is_empty() {
+            return refuse(
+                planned,
+                refusal(codes::CONTRACT_NO_TOPIC, "the contract has no schema object with physicalType: topic, so it defines no stream"),
+            );
+        }
+        planned.streams = compiled.iter().filter_map(|c| c.stream_name().map(str::to_string)).collect();
+        let previous_versions = state.contracts.get(&contract.id).cloned().unwrap_or_default();
+        if let Some(same) = previous_versions.iter().find(|v| v.version == contract.version) {
+            if json_of(same) == json_of(contract) {
+                planned.action = Action::Unchanged;
+                return planned;
+            }
+            return refuse(
+                planned,
+                refusal(
+                    codes::CONTRACT_VERSION_IMMUTABLE,
+                    format!(
+                        "version {} of contract {} is already applied with other content; give the change a new version",
+                        contract.version, contract.id
+                    ),
+                ),
+            );
+        }
+        for topic in &compiled {
+            let stream_name = topic.stream_name().unwrap_or_default().to_string();
+            if stream_name.len() + DEAD_LETTER_SUFFIX.len() > crate::stream::STREAM_NAME_BYTES_MAX {
+                return refuse(
+                    planned,
+                    refusal(codes::CONTRACT_NO_TOPIC, format!("stream name {stream_name} is too long to have a dead-letter stream")),
+                );
+            }
+            if let Err(error) = crate::stream::check_stream_name(&stream_name) {
+                return refuse(planned, refusal(error.code, error.message));
+            }
+            if let Some(owner) = state.contract_of_stream(&stream_name).filter(|owner| owner.id != contract.id) {
+                return refuse(
+                    planned,
+                    refusal(
+                        codes::CONTRACT_STREAM_OWNED_ELSEWHERE,
+                        format!("stream {stream_name} is already governed by contract {}; a stream has one contract", owner.id),
+                    ),
+                );
+            }
+            if let (Ok(stream), Some(partitions)) = (self.stream(&stream_name), topic.settings().partitions)
+                && stream.n_partitions() != partitions
+            {
+                return refuse(
+                    planned,
+                    refusal(
+                        codes::CONTRACT_PARTITIONS_CHANGED,
+                        format!(
+                            "stream {stream_name} has {} partitions; the contract asks for {partitions}, and the count cannot change",
+                            stream.n_partitions()
+                        ),
+                    ),
+                );
+            }
+            let previous: Vec<CompiledContract> = previous_versions
+                .iter()
+                .filter_map(|version| CompiledContract::compile_topics(version).ok())
+                .filter_map(|topics| topics.into_iter().find(|t| t.stream_name() == Some(stream_name.as_str())))
+                .collect();
+            if previous.is_empty() {
+                continue;
+            }
+            let report = weft_contract::check_compatibility(&previous, topic, topic.settings().compatibility_mode());
+            for checked in &report.changes {
+                planned.schema_changes.push(SchemaChange {
+                    stream: stream_name.clone(),
+                    field: checked.change.path.clone(),
+                    change: checked.change.description.clone(),
+                    breaks_readers: checked.change.breaks_backward,
+                    breaks_writers: checked.change.breaks_forward,
+                    breaking: checked.breaks_mode,
+                    reason: checked.change.reason.clone(),
+                });
+            }
+            if !report.compatible {
+                let offending: Vec<String> =
+                    report.breaking_changes().map(|c| format!("{} ({})", c.change.description, c.change.reason)).collect();
+                let groups: Vec<String> =
+                    self.meta().groups().unwrap_or_default().into_iter().filter(|(_, s)| *s == stream_name).map(|(g, _)| g).collect();
+                let derived = next.readers_of_contract(&contract.id);
+                let message = format!(
+                    "version {} is not {} compatible with the applied versions of stream {stream_name}: {}; read by consumer groups [{}] and derived products [{}]; ship a breaking change as a new major version on a new stream",
+                    contract.version,
+                    report.mode.name(),
+                    offending.join("; "),
+                    groups.join(", "),
+                    derived.join(", "),
+                );
+                return refuse(planned, refusal(codes::CONTRACT_INCOMPATIBLE, message));
+            }
+        }
+        if let Some(last) = previous_versions.last() {
+            planned.action = Action::Update;
+            planned.changes = json_diff(&json_of(last), &json_of(contract));
+        }
+        planned
+    }
+
+    fn commit_apply(&self, parsed: &[Parsed], plan: &ApplyPlan, next: MeshState) -> Result<(), Error> {
+        let mut writes = Vec::new();
+        let mut new_contracts = Vec::new();
+        for (item, planned) in parsed.iter().zip(plan.resources.iter().filter(|r| r.kind != "Unknown")) {
+            if planned.action == Action::Unchanged {
+                continue;
+            }
+            match &item.document {
+                Document::Domain(domain) => writes.push(resource_write("Domain", &domain.name, domain)?),
+                Document::Policy(policy) => writes.push(resource_write("Policy", &policy.name, policy)?),
+                Document::Product(product) => writes.push(resource_write("DataProduct", &product.id, product)?),
+                Document::Contract(contract) => {
+                    let sequence =
+                        next.contracts.get(&contract.id).map_or(0, |v| v.iter().position(|c| c.version == contract.version).unwrap_or(0))
+                            as u32;
+                    let json = serde_json::to_vec(contract).map_err(|error| Error::internal(error.to_string()))?;
+                    writes.push(MetaWrite::ContractVersion { contract_id: contract.id.clone(), sequence, json });
+                    new_contracts.push(contract.clone());
+                }
+            }
+        }
+        // Streams first: if creating one fails, no resource has been recorded yet.
+        for contract in &new_contracts {
+            self.ensure_contract_streams(contract)?;
+        }
+        self.meta().write_all(&writes)?;
+        *self.mesh.write().unwrap_or_else(|poison| poison.into_inner()) = next;
+        for contract in &new_contracts {
+            self.attach_governance(contract)?;
+            self.register_schemas(contract);
+        }
+        Ok(())
+    }
+
+    /// Creates a contract's streams and their dead-letter streams if they do not exist.
+    fn ensure_contract_streams(&self, contract: &DataContract) -> Result<(), Error> {
+        let compiled = CompiledContract::compile_topics(contract).map_err(|error| Error::invalid(error.code, error.message))?;
+        for topic in &compiled {
+            let Some(stream_name) = topic.stream_name() else { continue };
+            let settings = topic.settings();
+            let retention_ms = settings.retention.map(|d| d.as_millis() as i64).or(Some(RETENTION_MS_DEFAULT));
+            if self.stream(stream_name).is_err() {
+                let fsync = match settings.fsync {
+                    None | Some(weft_contract::FsyncPolicy::Always) => "always".to_string(),
+                    Some(weft_contract::FsyncPolicy::Interval { interval_ms }) => format!("interval:{interval_ms}"),
+                    Some(weft_contract::FsyncPolicy::Never) => "never".to_string(),
+                };
+                self.create_stream(StreamConfig {
+                    name: stream_name.to_string(),
+                    partitions: settings.partitions.unwrap_or(1),
+                    key: settings.key_pointer.clone(),
+                    retention_ms,
+                    retention_bytes: None,
+                    fsync,
+                    segment_bytes: weft_log::SEGMENT_BYTES_DEFAULT,
+                    created_at_ms: 0,
+                })?;
+            }
+            let dead_letter_name = format!("{stream_name}{DEAD_LETTER_SUFFIX}");
+            if self.stream(&dead_letter_name).is_err() {
+                self.create_stream(StreamConfig {
+                    name: dead_letter_name,
+                    partitions: 1,
+                    key: None,
+                    retention_ms: Some(retention_ms.unwrap_or(DEAD_LETTER_RETENTION_MS).max(DEAD_LETTER_RETENTION_MS)),
+                    retention_bytes: None,
+                    fsync: "always".to_string(),
+                    segment_bytes: weft_log::SEGMENT_BYTES_DEFAULT,
+                    created_at_ms: 0,
+                })?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Makes a contract's latest version govern its streams.
+    pub(crate) fn attach_governance(&self, contract: &DataContract) -> Result<(), Error> {
+        let compiled = CompiledContract::compile_topics(contract).map_err(|error| Error::invalid(error.code, error.message))?;
+        for topic in compiled {
+            let Some(stream_name) = topic.stream_name().map(str::to_string) else { continue };
+            let stream = self.stream(&stream_name)?;
+            stream.set_governance(Some(Arc::new(Governance {
+                contract_id: contract.id.clone(),
+                contract_version: contract.version.clone(),
+                compiled: topic,
+                dead_letter_stream: format!("{stream_name}{DEAD_LETTER_SUFFIX}"),
+            })));
+        }
+        Ok(())
+    }
+
+    fn register_schemas(&self, contract: &DataContract) {
+        let Some(sink) = self.schema_sink() else { return };
+        let Ok(compiled) = CompiledContract::compile_topics(contract) else { return };
+        for topic in compiled {
+            let Some(stream_name) = topic.stream_name() else { continue };
+            let subject = format!("{stream_name}-value");
+            if let Err(message) = sink.register_json_schema(&subject, &topic.to_json_schema()) {
+                tracing::warn!(subject, %message, "schema registry refused the contract's schema");
+            }
+        }
+    }
+
+    /// Rebuilds the mesh from the metadata store at start-up.
+    pub(crate) fn load_mesh(&self) -> Result<(), Error> {
+        let mut state = MeshState::default();
+        for (kind, id, json) in self.meta().resources()? {
+            let unreadable = |error: serde_json::Error| Error::internal(format!("stored {kind} {id} is unreadable: {error}"));
+            match kind.as_str() {
+                "Domain" => {
+                    state.domains.insert(id.clone(), serde_json::from_slice(&json).map_err(unreadable)?);
+                }
+                "DataProduct" => {
+                    state.products.insert(id.clone(), serde_json::from_slice(&json).map_err(unreadable)?);
+                }
+                "Policy" => {
+                    state.policies.insert(id.clone(), serde_json::from_slice(&json).map_err(unreadable)?);
+                }
+                _ => tracing::warn!(kind, id, "unknown resource kind in the metadata store"),
+            }
+        }
+        for (id, _, json) in self.meta().contract_versions()? {
+            let contract: DataContract =
+                serde_json::from_slice(&json).map_err(|error| Error::internal(format!("stored contract {id} is unreadable: {error}")))?;
+            state.contracts.entry(id).or_default().push(contract);
+        }
+        let latest: Vec<DataContract> = state.contracts.values().filter_map(|v| v.last().cloned()).collect();
+        *self.mesh.write().unwrap_or_else(|poison| poison.into_inner()) = state;
+        for contract in &latest {
+            self.ensure_contract_streams(contract)?;
+            self.attach_governance(contract)?;
+        }
+        Ok(())
+    }
+}
+
+fn identity(document: &Document) -> (&'static str, String) {
+    match document {
+        Document::Domain(domain) => ("Domain", domain.name.clone()),
+        Document::Product(product) => ("DataProduct", product.id.clone()),
+        Document::Policy(policy) => ("Policy", policy.name.clone()),
+        Document::Contract(contract) => ("DataContract", contract.id.clone()),
+    }
+}
+
+fn resource_write<T: Serialize>(kind: &'static str, id: &str, resource: &T) -> Result<MetaWrite, Error> {
+    let json = serde_json::to_vec(resource).map_err(|error| Error::internal(error.to_string()))?;
+    Ok(MetaWrite::Resource { kind, id: id.to_string(), json })
+}
+
+fn check_product_references(next: &MeshState, product: &DataProduct) -> Result<(), Refusal> {
+    if let Some(domain) = &product.domain
+        && !next.domains.contains_key(domain)
+    {
+        return Err(Refusal {
+            path: "/domain".into(),
+            ..refusal(
+                codes::PRODUCT_MISSING_DOMAIN,
+                format!("domain {domain} does not exist; apply a Domain resource named {domain} first or in the same apply"),
+            )
+        });
+    }
+    for (port_idx, port) in product.output_ports.iter().enumerate() {
+        let Some(contract_id) = &port.contract_id else { continue };
+        if next.contract_version(contract_id, &port.version).is_none() {
+            return Err(Refusal {
+                path: format!("/outputPorts/{port_idx}/contractId"),
+                ..refusal(
+                    codes::PRODUCT_MISSING_CONTRACT,
+                    format!("output port {} references contract {contract_id} version {}, which is not applied", port.name, port.version),
+                )
+            });
+        }
+        if let Some(owner) = next
+            .products
+            .values()
+            .find(|other| other.id != product.id && other.output_ports.iter().any(|p| p.contract_id.as_deref() == Some(contract_id)))
+        {
+            return Err(Refusal {
+                path: format!("/outputPorts/{port_idx}/contractId"),
+                ..refusal(
+                    codes::PRODUCT_CONTRACT_OWNED_ELSEWHERE,
+                    format!("contract {contract_id} is already an output of product {}", owner.id),
+                )
+            });
+        }
+    }
+    for (port_idx, port) in product.input_ports.iter().enumerate() {
+        if !next.contracts.contains_key(&port.contract_id) {
+            return Err(Refusal {
+                path: format!("/inputPorts/{port_idx}/contractId"),
+                ..refusal(
+                    codes::PRODUCT_MISSING_CONTRACT,
+                    format!("input port {} references contract {}, which is not applied", port.name, port.contract_id),
+                )
+            });
+        }
+    }
+    Ok(())
+}

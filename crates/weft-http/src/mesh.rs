@@ -1,0 +1,315 @@
+//! Mesh endpoints: `POST /api/v1/apply`, products, domains, contracts, and dead letters.
+
+use axum::body::Body;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use weft_contract::{CompiledContract, DataContract, DataProduct};
+use weft_core::cloudevent::format_rfc3339_ms;
+use weft_core::dead_letter::DeadLetter;
+use weft_core::mesh::{ApplySource, MeshState, topic_streams};
+use weft_core::{Error, Kind};
+
+use crate::api_error::ApiError;
+use crate::query::{QueryParams, read_body};
+use crate::{AppState, codes};
+
+/// Largest apply body (all files together).
+pub const APPLY_BODY_BYTES_MAX: usize = 16 * 1024 * 1024;
+/// Dead letters listed per request at most.
+pub const DEAD_LETTERS_LIST_MAX: u64 = 1_000;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ApplyRequest {
+    sources: Vec<ApplySourceJson>,
+    #[serde(default)]
+    dry_run: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ApplySourceJson {
+    name: String,
+    text: String,
+}
+
+/// `POST /api/v1/apply[?dry_run=true]`: multi-document YAML (`application/yaml`), a JSON resource
+/// or array of resources (`application/json`), or `{"sources":[{"name","text"}],"dry_run"}`
+/// (what `weft apply` sends, so errors name each file).
+pub async fn apply(State(state): State<AppState>, RawQuery(raw): RawQuery, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
+    let params = QueryParams::parse(raw.as_deref(), &["dry_run"])?;
+    let mut dry_run = matches!(params.get("dry_run"), Some("true" | "1" | ""));
+    let body = read_body(body, APPLY_BODY_BYTES_MAX).await?;
+    let text = std::str::from_utf8(&body).map_err(|_| Error::invalid(codes::INVALID_BODY, "the body is not valid UTF-8"))?;
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("application/yaml");
+    let essence = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let sources = match essence.as_str() {
+        "application/yaml" | "application/x-yaml" | "text/yaml" | "text/x-yaml" => {
+            vec![ApplySource { name: "request".into(), text: text.into() }]
+        }
+        "application/json" => {
+            let value: Value =
+                serde_json::from_str(text).map_err(|error| Error::invalid(codes::MALFORMED_JSON, format!("request body: {error}")))?;
+            if value.get("sources").is_some() {
+                let request: ApplyRequest =
+                    serde_json::from_value(value).map_err(|error| Error::invalid(codes::INVALID_BODY, format!("request body: {error}")))?;
+                dry_run |= request.dry_run;
+                request.sources.into_iter().map(|s| ApplySource { name: s.name, text: s.text }).collect()
+            } else {
+                let documents = match value {
+                    Value::Array(items) => items,
+                    other => vec![other],
+                };
+                documents
+                    .iter()
+                    .enumerate()
+                    .map(|(idx, document)| ApplySource { name: format!("request[{idx}]"), text: document.to_string() })
+                    .collect()
+            }
+        }
+        _ => {
+            return Err(Error::new(
+                Kind::UnsupportedMediaType,
+                codes::UNSUPPORTED_MEDIA_TYPE,
+                "apply takes application/yaml or application/json",
+            )
+            .into());
+        }
+    };
+    let broker = state.broker.clone();
+    let plan =
+        tokio::task::spawn_blocking(move || broker.apply(sources, dry_run)).await.map_err(|error| Error::internal(error.to_string()))??;
+    let n_refused = plan.n_refused();
+    let mut body = serde_json::to_value(&plan).map_err(|error| Error::internal(error.to_string()))?;
+    let status = if n_refused > 0 {
+        body["error"] = json!({
+            "code": weft_core::codes::APPLY_REFUSED,
+            "message": format!("{n_refused} resource(s) refused; nothing was changed"),
+        });
+        StatusCode::UNPROCESSABLE_ENTITY
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, axum::Json(body)).into_response())
+}
+
+fn product_streams(mesh: &MeshState, product: &DataProduct) -> Vec<String> {
+    product
+        .output_ports
+        .iter()
+        .filter_map(|port| port.contract_id.as_deref())
+        .filter_map(|id| mesh.contract(id))
+        .flat_map(topic_streams)
+        .collect()
+}
+
+fn product_summary(state: &AppState, mesh: &MeshState, product: &DataProduct) -> Value {
+    let streams: Vec<Value> = product_streams(mesh, product).iter().map(|name| stream_summary(state, name)).collect();
+    json!({
+        "id": product.id,
+        "name": product.name,
+        "domain": product.domain,
+        "version": product.version,
+        "status": product.status,
+        "description": product.description,
+        "tags": product.tags,
+        "output_ports": product.output_ports.iter().map(|p| json!({ "name": p.name, "version": p.version, "contract_id": p.contract_id })).collect::<Vec<_>>(),
+        "input_ports": product.input_ports.iter().map(|p| json!({
+            "name": p.name,
+            "version": p.version,
+            "contract_id": p.contract_id,
+            "product": mesh.product_of_contract(&p.contract_id).map(|producer| producer.id.clone()),
+        })).collect::<Vec<_>>(),
+        "streams": streams,
+    })
+}
+
+fn stream_summary(state: &AppState, name: &str) -> Value {
+    let Ok(stream) = state.broker.stream(name) else { return json!({ "name": name, "exists": false }) };
+    let events: u64 = stream.stats().iter().map(|s| s.visible_next_offset).sum();
+    let dead_letters: u64 = stream
+        .governance()
+        .and_then(|g| state.broker.stream(&g.dead_letter_stream).ok())
+        .map_or(0, |dlq| dlq.stats().iter().map(|s| s.visible_next_offset - s.log_start_offset).sum());
+    json!({ "name": name, "partitions": stream.n_partitions(), "events": events, "dead_letters": dead_letters })
+}
+
+fn contract_json(contract: &DataContract, versions: &[DataContract]) -> Value {
+    let topics: Vec<Value> = CompiledContract::compile_topics(contract)
+        .unwrap_or_default()
+        .iter()
+        .map(|topic| {
+            json!({
+                "stream": topic.stream_name(),
+                "object": topic.object_name(),
+                "compatibility": topic.settings().compatibility_mode().name(),
+                "latency_ms": topic.settings().latency.map(|d| d.as_millis() as u64),
+                "retention_ms": topic.settings().retention.map(|d| d.as_millis() as u64),
+                "classified_properties": topic.classified_properties().iter().map(|c| json!({ "path": c.property_path, "pointer": c.pointer, "classification": c.classification })).collect::<Vec<_>>(),
+                "not_checked_at_the_edge": topic.deferred_rules().iter().map(|r| json!({ "property": r.property_path, "rule": r.rule, "label": r.label, "reason": r.reason })).collect::<Vec<_>>(),
+                "json_schema": topic.to_json_schema(),
+            })
+        })
+        .collect();
+    let changelog: Vec<Value> = versions
+        .windows(2)
+        .map(|pair| {
+            let old_topics = CompiledContract::compile_topics(&pair[0]).unwrap_or_default();
+            let new_topics = CompiledContract::compile_topics(&pair[1]).unwrap_or_default();
+            let changes: Vec<Value> = new_topics
+                .iter()
+                .filter_map(|new| old_topics.iter().find(|old| old.stream_name() == new.stream_name()).map(|old| (old, new)))
+                .flat_map(|(old, new)| weft_contract::diff(old.schema_object(), new.schema_object()))
+                .map(|c| json!({ "field": c.path, "change": c.description, "breaks_readers": c.breaks_backward, "breaks_writers": c.breaks_forward, "reason": c.reason }))
+                .collect();
+            json!({ "from": pair[0].version, "to": pair[1].version, "changes": changes })
+        })
+        .collect();
+    json!({
+        "id": contract.id,
+        "version": contract.version,
+        "name": contract.name,
+        "status": contract.status,
+        "domain": contract.domain,
+        "versions": versions.iter().map(|v| v.version.clone()).collect::<Vec<_>>(),
+        "topics": topics,
+        "changelog": changelog,
+        "contract": contract,
+    })
+}
+
+pub async fn list_products(State(state): State<AppState>) -> axum::Json<Value> {
+    let mesh = state.broker.mesh();
+    let products: Vec<Value> = mesh.products.values().map(|p| product_summary(&state, &mesh, p)).collect();
+    axum::Json(json!({ "products": products }))
+}
+
+pub async fn show_product(State(state): State<AppState>, Path(id): Path<String>) -> Result<axum::Json<Value>, ApiError> {
+    let mesh = state.broker.mesh();
+    let product = mesh.products.get(&id).ok_or_else(|| product_not_found(&id))?;
+    let mut body = product_summary(&state, &mesh, product);
+    let contracts: Vec<Value> = product
+        .output_ports
+        .iter()
+        .filter_map(|port| port.contract_id.as_deref())
+        .filter_map(|contract_id| mesh.contracts.get(contract_id))
+        .filter_map(|versions| versions.last().map(|latest| contract_json(latest, versions)))
+        .collect();
+    body["contracts"] = json!(contracts);
+    body["support"] = json!(product.support);
+    body["team"] = json!(product.team);
+    body["owners"] = json!(product.domain.as_ref().and_then(|d| mesh.domains.get(d)).map(|d| d.owners.clone()).unwrap_or_default());
+    Ok(axum::Json(body))
+}
+
+pub async fn show_contract(State(state): State<AppState>, Path(id): Path<String>) -> Result<axum::Json<Value>, ApiError> {
+    let mesh = state.broker.mesh();
+    let versions = mesh
+        .contracts
+        .get(&id)
+        .ok_or_else(|| Error::new(Kind::NotFound, weft_core::codes::PRODUCT_MISSING_CONTRACT, format!("contract {id:?} is not applied")))?;
+    let latest = versions.last().expect("applied contracts have a version");
+    Ok(axum::Json(contract_json(latest, versions)))
+}
+
+pub async fn list_domains(State(state): State<AppState>) -> axum::Json<Value> {
+    let mesh = state.broker.mesh();
+    let domains: Vec<Value> = mesh
+        .domains
+        .values()
+        .map(|domain| {
+            let products: Vec<&String> = mesh.products.values().filter(|p| p.domain.as_deref() == Some(domain.name.as_str())).map(|p| &p.id).collect();
+            json!({ "name": domain.name, "description": domain.description, "owners": domain.owners, "team": domain.team, "products": products })
+        })
+        .collect();
+    axum::Json(json!({ "domains": domains }))
+}
+
+fn product_not_found(id: &str) -> Error {
+    Error::new(
+        Kind::NotFound,
+        weft_core::codes::PRODUCT_NOT_FOUND,
+        format!("product {:?} does not exist", weft_core::stream::truncate_for_message(id)),
+    )
+}
+
+/// The governed streams a dead-letter request names: a product id's output streams, or one stream.
+fn target_streams(state: &AppState, target: &str) -> Result<Vec<String>, Error> {
+    let mesh = state.broker.mesh();
+    if let Some(product) = mesh.products.get(target) {
+        return Ok(product_streams(&mesh, product));
+    }
+    state.broker.stream(target).map(|stream| vec![stream.name().to_string()]).map_err(|_| product_not_found(target))
+}
+
+fn dead_letter_json(letter: &DeadLetter) -> Value {
+    let data = match serde_json::from_slice::<Value>(&letter.data) {
+        Ok(value) => json!({ "data": value }),
+        Err(_) => json!({ "data_base64": base64::engine::general_purpose::STANDARD.encode(&letter.data) }),
+    };
+    let mut body = json!({
+        "partition": letter.partition,
+        "offset": letter.offset,
+        "stream": letter.stream,
+        "reason": letter.reason,
+        "message": letter.message,
+        "violations": letter.violations,
+        "contract": { "id": letter.contract_id, "version": letter.contract_version },
+        "producer": letter.producer,
+        "rejected_at": letter.rejected_at,
+        "timestamp": format_rfc3339_ms(letter.timestamp_ms),
+        "attributes": letter.attributes.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect::<serde_json::Map<String, Value>>(),
+        "replayed_to": letter.replayed_to,
+    });
+    if let (Value::Object(body), Value::Object(data)) = (&mut body, data) {
+        body.extend(data);
+    }
+    body
+}
+
+/// `GET /api/v1/products/{id}/dead-letters` (or `/streams/{name}/dead-letters`): grouped by
+/// reason with examples; `?reason=CODE` lists the dead letters of one reason instead.
+pub async fn dead_letters(
+    State(state): State<AppState>,
+    Path(target): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Result<axum::Json<Value>, ApiError> {
+    let params = QueryParams::parse(raw.as_deref(), &["reason", "limit", "list"])?;
+    let limit = params.u64("limit", DEAD_LETTERS_LIST_MAX)?.unwrap_or(100) as usize;
+    let listing = params.get("reason").is_some() || matches!(params.get("list"), Some("true" | "1" | ""));
+    let mut streams = Vec::new();
+    for stream in target_streams(&state, &target)? {
+        if listing {
+            let letters = state.broker.dead_letters(&stream, params.get("reason"), limit).await?;
+            streams.push(json!({ "stream": stream, "dead_letters": letters.iter().map(dead_letter_json).collect::<Vec<_>>() }));
+        } else {
+            let (total, reasons) = state.broker.dead_letter_summary(&stream).await?;
+            let reasons: Vec<Value> = reasons
+                .iter()
+                .map(|r| json!({ "reason": r.reason, "count": r.count, "examples": r.examples.iter().map(dead_letter_json).collect::<Vec<_>>() }))
+                .collect();
+            streams.push(json!({ "stream": stream, "total": total, "reasons": reasons }));
+        }
+    }
+    Ok(axum::Json(json!({ "target": target, "streams": streams })))
+}
+
+/// `POST .../dead-letters/replay`: moves dead letters that now pass the contract.
+pub async fn replay_dead_letters(State(state): State<AppState>, Path(target): Path<String>) -> Result<axum::Json<Value>, ApiError> {
+    let mut streams = Vec::new();
+    for stream in target_streams(&state, &target)? {
+        let outcome = state.broker.replay_dead_letters(&stream).await?;
+        streams.push(json!({
+            "stream": stream,
+            "moved": outcome.moved,
+            "still_failing": outcome.still_failing,
+            "already_moved": outcome.already_moved,
+            "failing_reasons": outcome.failing_reasons,
+        }));
+    }
+    Ok(axum::Json(json!({ "target": target, "streams": streams })))
+}
