@@ -15,7 +15,7 @@ use weft_log::batch::{BatchBuilder, BatchView, Compression, Record};
 use weft_log::{Clock, FsyncPolicy};
 
 use crate::cloudevent::{CloudEvent, format_rfc3339_ms, is_json_content_type};
-use crate::error::{Detail, Error, Kind, codes};
+use crate::error::{DeadLetterPosition, Detail, Error, Kind, codes};
 use crate::group::GroupCoordinator;
 use crate::mesh::{MeshState, SchemaSink};
 use crate::meta::MetaStore;
@@ -409,7 +409,7 @@ impl Broker {
                 Ok(placed) => {
                     for (event_idx, partition, offset) in placed {
                         if let Err(error) = &mut results[event_idx] {
-                            error.dead_letter = Some((governance.dead_letter_stream.clone(), partition, offset));
+                            error.dead_letter = Some(Box::new(DeadLetterPosition { stream: governance.dead_letter_stream.clone(), partition, offset }));
                         }
                     }
                 }

@@ -31,7 +31,15 @@ pub struct Error {
     /// Every individual problem, when there are several (e.g. contract violations).
     pub details: Vec<Detail>,
     /// Where a rejected event was kept (its dead-letter position), if it was.
-    pub dead_letter: Option<(String, u32, u64)>,
+    pub dead_letter: Option<Box<DeadLetterPosition>>,
+}
+
+/// Where a dead letter was stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetterPosition {
+    pub stream: String,
+    pub partition: u32,
+    pub offset: u64,
 }
 
 /// One problem among several, with its own code and path.

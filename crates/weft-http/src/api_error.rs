@@ -38,8 +38,8 @@ pub fn error_json(error: &Error) -> serde_json::Value {
         body["violations"] =
             error.details.iter().map(|d| serde_json::json!({ "code": d.code, "path": d.path, "message": d.message })).collect();
     }
-    if let Some((stream, partition, offset)) = &error.dead_letter {
-        body["dead_letter"] = serde_json::json!({ "stream": stream, "partition": partition, "offset": offset });
+    if let Some(position) = &error.dead_letter {
+        body["dead_letter"] = serde_json::json!({ "stream": position.stream, "partition": position.partition, "offset": position.offset });
     }
     body
 }

@@ -5,11 +5,16 @@
 //! The layout is documented byte by byte in `FORMAT.md` next to this crate.
 //!
 //! Weft writes batches with `BatchBuilder` and reads them with `BatchView`.
-//! Batches arriving from Kafka producers may be compressed; `BatchView::records`
-//! only iterates uncompressed record data, so callers decompress first
-//! (see `BatchView::compression`).
+//! Batches arriving from Kafka producers may be compressed (gzip, snappy, lz4, zstd); they
+//! are stored and served to Kafka consumers as they came. `BatchView::records` only
+//! iterates uncompressed record data; readers that need the records of a compressed batch
+//! call `BatchView::decompress_records` and iterate with `BatchView::records_in`.
+//! Decompression is decode only, in pure Rust, and bounded by `DECOMPRESSED_BYTES_MAX`
+//! so that a small hostile batch cannot expand without limit (a decompression bomb).
 
+use std::borrow::Cow;
 use std::fmt;
+use std::io::Read;
 
 /// Bytes before the first record: everything up to and including the record count.
 pub const BATCH_HEADER_BYTES: usize = 61;
@@ -19,6 +24,8 @@ pub const BATCH_LENGTH_PREFIX_BYTES: usize = 12;
 pub const BATCH_BYTES_MAX: usize = 32 * 1024 * 1024;
 /// Magic byte of RecordBatch v2.
 pub const MAGIC_V2: i8 = 2;
+/// Largest decompressed record data of one batch; beyond it decompression is refused.
+pub const DECOMPRESSED_BYTES_MAX: usize = 64 * 1024 * 1024;
 
 const OFFSET_BATCH_LENGTH: usize = 8;
 const OFFSET_LEADER_EPOCH: usize = 12;
@@ -55,6 +62,10 @@ pub enum BatchError {
     BadRecord { record_idx: usize, reason: &'static str },
     #[error("batch uses compression codec {0}, which this reader cannot decode")]
     UnsupportedCompression(u8),
+    #[error("cannot decompress {codec} batch: {reason}")]
+    BadCompressedData { codec: &'static str, reason: String },
+    #[error("batch decompresses to more than {limit_bytes} bytes")]
+    DecompressedTooLarge { limit_bytes: usize },
 }
 
 /// Compression codec named by a batch's attributes.
@@ -220,6 +231,22 @@ impl<'a> BatchView<'a> {
         }
     }
 
+    /// The record data of this batch, decompressed if the batch is compressed: borrowed
+    /// from the batch when it is not, owned when it is. Refuses output beyond
+    /// `DECOMPRESSED_BYTES_MAX`. Iterate the result with `records_in`.
+    pub fn decompress_records(&self) -> Result<Cow<'a, [u8]>, BatchError> {
+        let compressed = self.records_bytes();
+        let decompressed = match self.compression() {
+            Compression::None => return Ok(Cow::Borrowed(compressed)),
+            Compression::Gzip => read_bounded("gzip", flate2::read::MultiGzDecoder::new(compressed))?,
+            Compression::Snappy => decompress_snappy(compressed)?,
+            Compression::Lz4 => read_bounded("lz4", lz4_flex::frame::FrameDecoder::new(compressed))?,
+            Compression::Zstd => decompress_zstd(compressed)?,
+            Compression::Unknown(codec) => return Err(BatchError::UnsupportedCompression(codec)),
+        };
+        Ok(Cow::Owned(decompressed))
+    }
+
     /// Iterates records from `records_bytes`, which the caller has decompressed
     /// from this batch; offsets and timestamps are resolved against this batch's header.
     pub fn records_in<'b>(&self, records_bytes: &'b [u8]) -> RecordIter<'b> {
@@ -253,6 +280,77 @@ impl<'a> BatchView<'a> {
         }
         Ok(())
     }
+}
+
+/// Reads a decoder to its end, refusing more than `DECOMPRESSED_BYTES_MAX` bytes of output.
+fn read_bounded(codec: &'static str, decoder: impl Read) -> Result<Vec<u8>, BatchError> {
+    let mut out = Vec::new();
+    decoder
+        .take(DECOMPRESSED_BYTES_MAX as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(|error| BatchError::BadCompressedData { codec, reason: error.to_string() })?;
+    if out.len() > DECOMPRESSED_BYTES_MAX {
+        return Err(BatchError::DecompressedTooLarge { limit_bytes: DECOMPRESSED_BYTES_MAX });
+    }
+    Ok(out)
+}
+
+/// Magic that starts snappy data framed by the Java `snappy-java` library ("xerial"
+/// framing), which Java producers send; librdkafka sends raw snappy blocks.
+const XERIAL_SNAPPY_MAGIC: &[u8] = b"\x82SNAPPY\x00";
+/// Bytes of the xerial header: magic, then version and minimum compatible version (i32 each).
+const XERIAL_SNAPPY_HEADER_BYTES: usize = 16;
+
+fn decompress_snappy(compressed: &[u8]) -> Result<Vec<u8>, BatchError> {
+    let bad = |reason: String| BatchError::BadCompressedData { codec: "snappy", reason };
+    let mut out = Vec::new();
+    let append_block = |block: &[u8], out: &mut Vec<u8>| -> Result<(), BatchError> {
+        let block_len = snap::raw::decompress_len(block).map_err(|error| bad(error.to_string()))?;
+        if out.len() + block_len > DECOMPRESSED_BYTES_MAX {
+            return Err(BatchError::DecompressedTooLarge { limit_bytes: DECOMPRESSED_BYTES_MAX });
+        }
+        let start = out.len();
+        out.resize(start + block_len, 0);
+        let written = snap::raw::Decoder::new().decompress(block, &mut out[start..]).map_err(|error| bad(error.to_string()))?;
+        out.truncate(start + written);
+        Ok(())
+    };
+    if !compressed.starts_with(XERIAL_SNAPPY_MAGIC) {
+        append_block(compressed, &mut out)?;
+        return Ok(out);
+    }
+    let mut position = XERIAL_SNAPPY_HEADER_BYTES.min(compressed.len());
+    while position < compressed.len() {
+        let length_bytes = compressed.get(position..position + 4).ok_or_else(|| bad("truncated xerial block length".into()))?;
+        let block_len = u32::from_be_bytes(length_bytes.try_into().expect("4 bytes")) as usize;
+        position += 4;
+        let block =
+            compressed.get(position..position.saturating_add(block_len)).ok_or_else(|| bad("xerial block runs past the batch".into()))?;
+        append_block(block, &mut out)?;
+        position += block_len;
+    }
+    Ok(out)
+}
+
+fn decompress_zstd(compressed: &[u8]) -> Result<Vec<u8>, BatchError> {
+    let mut source = compressed;
+    let mut out = Vec::new();
+    // A batch normally holds one zstd frame; decode every frame present.
+    while !source.is_empty() {
+        let decoder = ruzstd::decoding::StreamingDecoder::new_with_max_window_size(&mut source, DECOMPRESSED_BYTES_MAX as u64)
+            .map_err(|error| BatchError::BadCompressedData { codec: "zstd", reason: error.to_string() })?;
+        let room = (DECOMPRESSED_BYTES_MAX - out.len()) as u64;
+        let mut frame = Vec::new();
+        decoder
+            .take(room + 1)
+            .read_to_end(&mut frame)
+            .map_err(|error| BatchError::BadCompressedData { codec: "zstd", reason: error.to_string() })?;
+        if frame.len() as u64 > room {
+            return Err(BatchError::DecompressedTooLarge { limit_bytes: DECOMPRESSED_BYTES_MAX });
+        }
+        out.extend_from_slice(&frame);
+    }
+    Ok(out)
 }
 
 /// Overwrites the base offset of an encoded batch. The CRC does not cover it.
@@ -583,6 +681,101 @@ mod tests {
         for len in 0..bytes.len() {
             assert!(BatchView::parse(&bytes[..len]).is_err());
         }
+    }
+
+    /// Re-encodes an uncompressed batch as a producer would send it compressed with `codec`.
+    fn compressed_batch(uncompressed: &[u8], codec: i16, compress: impl Fn(&[u8]) -> Vec<u8>) -> Vec<u8> {
+        let mut batch = uncompressed[..BATCH_HEADER_BYTES].to_vec();
+        batch.extend_from_slice(&compress(&uncompressed[BATCH_HEADER_BYTES..]));
+        let batch_length = (batch.len() - BATCH_LENGTH_PREFIX_BYTES) as i32;
+        batch[OFFSET_BATCH_LENGTH..OFFSET_BATCH_LENGTH + 4].copy_from_slice(&batch_length.to_be_bytes());
+        batch[OFFSET_ATTRIBUTES..OFFSET_ATTRIBUTES + 2].copy_from_slice(&codec.to_be_bytes());
+        let crc = crc32c::crc32c(&batch[OFFSET_ATTRIBUTES..]);
+        batch[OFFSET_CRC..OFFSET_CRC + 4].copy_from_slice(&crc.to_be_bytes());
+        batch
+    }
+
+    fn gzip(data: &[u8]) -> Vec<u8> {
+        use std::io::Write;
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        encoder.write_all(data).unwrap();
+        encoder.finish().unwrap()
+    }
+    fn snappy_raw(data: &[u8]) -> Vec<u8> {
+        snap::raw::Encoder::new().compress_vec(data).unwrap()
+    }
+    fn snappy_xerial(data: &[u8]) -> Vec<u8> {
+        let mut out = XERIAL_SNAPPY_MAGIC.to_vec();
+        out.extend_from_slice(&1i32.to_be_bytes());
+        out.extend_from_slice(&1i32.to_be_bytes());
+        for chunk in data.chunks(7) {
+            let block = snappy_raw(chunk);
+            out.extend_from_slice(&(block.len() as u32).to_be_bytes());
+            out.extend_from_slice(&block);
+        }
+        out
+    }
+    fn lz4_frame(data: &[u8]) -> Vec<u8> {
+        use std::io::Write;
+        let mut encoder = lz4_flex::frame::FrameEncoder::new(Vec::new());
+        encoder.write_all(data).unwrap();
+        encoder.finish().unwrap()
+    }
+    fn zstd(data: &[u8]) -> Vec<u8> {
+        ruzstd::encoding::compress_to_vec(data, ruzstd::encoding::CompressionLevel::Fastest)
+    }
+
+    /// Every codec Kafka producers use decodes back to the records the batch was built from.
+    #[test]
+    fn compressed_batches_decompress_to_their_records() {
+        let plain = sample_batch();
+        let expected: Vec<_> = BatchView::parse(&plain).unwrap().records().unwrap().map(Result::unwrap).collect();
+        let codecs: [(&str, i16, fn(&[u8]) -> Vec<u8>); 5] =
+            [("gzip", 1, gzip), ("snappy", 2, snappy_raw), ("snappy-xerial", 2, snappy_xerial), ("lz4", 3, lz4_frame), ("zstd", 4, zstd)];
+        for (name, codec, compress) in codecs {
+            let batch = compressed_batch(&plain, codec, compress);
+            let view = BatchView::parse(&batch).unwrap();
+            assert!(view.records().is_err(), "{name}: records() must refuse a compressed batch");
+            let data = view.decompress_records().unwrap_or_else(|error| panic!("{name}: {error}"));
+            assert!(matches!(data, Cow::Owned(_)));
+            let records: Vec<_> = view.records_in(&data).map(Result::unwrap).collect();
+            assert_eq!(records, expected, "{name}");
+        }
+        let view = BatchView::parse(&plain).unwrap();
+        assert!(matches!(view.decompress_records().unwrap(), Cow::Borrowed(_)));
+    }
+
+    /// A tiny batch that would expand past the limit is refused, not decoded into memory.
+    #[test]
+    fn decompression_bombs_are_refused() {
+        let plain = sample_batch();
+        let huge = vec![0u8; DECOMPRESSED_BYTES_MAX + 1];
+        let codecs: [(&str, i16, fn(&[u8]) -> Vec<u8>); 4] =
+            [("gzip", 1, gzip), ("snappy", 2, snappy_raw), ("lz4", 3, lz4_frame), ("zstd", 4, zstd)];
+        for (name, codec, compress) in codecs {
+            let batch = compressed_batch(&plain, codec, |_| compress(&huge));
+            assert!(batch.len() < BATCH_BYTES_MAX, "{name}");
+            let error = BatchView::parse(&batch).unwrap().decompress_records().unwrap_err();
+            assert_eq!(error, BatchError::DecompressedTooLarge { limit_bytes: DECOMPRESSED_BYTES_MAX }, "{name}");
+        }
+    }
+
+    /// Garbage behind a compression flag is an error for every codec, never a panic.
+    #[test]
+    fn corrupt_compressed_data_is_an_error() {
+        let plain = sample_batch();
+        for codec in 1..=4i16 {
+            for garbage in [&b""[..], b"\x00", b"\x82SNAPPY\x00\x00\x00\x00\x01\x00\x00\x00\x01\xff\xff\xff\xff", b"not compressed at all"]
+            {
+                let batch = compressed_batch(&plain, codec, |_| garbage.to_vec());
+                let view = BatchView::parse(&batch).unwrap();
+                if let Ok(data) = view.decompress_records() {
+                    assert!(view.records_in(&data).any(|record| record.is_err()), "codec {codec} accepted garbage");
+                }
+            }
+        }
+        let batch = compressed_batch(&plain, 5, |data| data.to_vec());
+        assert_eq!(BatchView::parse(&batch).unwrap().decompress_records().unwrap_err(), BatchError::UnsupportedCompression(5));
     }
 
     #[test]

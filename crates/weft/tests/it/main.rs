@@ -1,1 +1,14 @@
 //! Integration tests: they run the real `weft` binary.
+//!
+//! Each module starts its own servers through `server::Server` (a temporary data directory and a free port per
+//! server), so tests run in parallel and never share state.
+
+mod bad_input;
+mod cli;
+mod crash;
+mod groups;
+mod keep_alive;
+mod live;
+mod produce_fetch;
+mod server;
+mod shutdown;
