@@ -84,6 +84,21 @@ pub fn router(broker: Arc<Broker>) -> Router {
         .with_state(state)
 }
 
+/// The whole HTTP API with the Confluent-compatible schema registry nested at `/registry`.
+pub fn router_with_registry(broker: Arc<Broker>, registry: Arc<weft_registry::Registry>) -> Router {
+    router(broker).nest("/registry", weft_registry::router(registry))
+}
+
+/// Like `serve`, with the schema registry mounted at `/registry`.
+pub async fn serve_with_registry(
+    listener: tokio::net::TcpListener,
+    broker: Arc<Broker>,
+    registry: Arc<weft_registry::Registry>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router_with_registry(broker, registry)).with_graceful_shutdown(shutdown).await
+}
+
 /// Serves the API on `listener` until `shutdown` resolves.
 pub async fn serve(
     listener: tokio::net::TcpListener,

@@ -6,6 +6,7 @@
 
 mod cli;
 mod client;
+mod registry_sink;
 mod serve;
 
 use clap::{Parser, Subcommand};

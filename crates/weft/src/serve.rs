@@ -49,6 +49,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .map_err(|error| anyhow::anyhow!("{error}"))
         .with_context(|| format!("opening data directory {}", args.data_dir.display()))?;
     broker.spawn_background_tasks();
+    let registry_path = args.data_dir.join("registry.redb");
+    let registry = tokio::task::spawn_blocking(move || weft_registry::Registry::open(&registry_path))
+        .await?
+        .with_context(|| format!("opening the schema registry in {}", args.data_dir.display()))?;
+    let registry = Arc::new(registry);
+    broker.set_schema_sink(Arc::new(crate::registry_sink::RegistrySink(Arc::clone(&registry))));
     let listener =
         tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("binding the HTTP listener to {}", args.listen))?;
     let kafka_listener = tokio::net::TcpListener::bind(args.kafka_listen)
@@ -78,7 +84,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         let _ = receiver.wait_for(|stop| *stop).await;
     };
     let kafka = tokio::spawn(weft_kafka::serve(kafka_listener, Arc::clone(&broker), advertised, stopped(stop_receiver.clone())));
-    weft_http::serve(listener, Arc::clone(&broker), stopped(stop_receiver)).await.context("serving HTTP")?;
+    weft_http::serve_with_registry(listener, Arc::clone(&broker), registry, stopped(stop_receiver))
+        .await
+        .context("serving HTTP")?;
     kafka.await?.context("serving Kafka")?;
     let syncing = Arc::clone(&broker);
     tokio::task::spawn_blocking(move || syncing.sync_all()).await?;

@@ -1,0 +1,117 @@
+//! Weft's schema registry: a Confluent Schema Registry–compatible store of JSON Schema and
+//! Avro schemas, and its REST API as an axum [`router`] (mounted by `weft-http` at
+//! `/registry`, so `confluent-kafka`'s `SchemaRegistryClient` works against
+//! `http://HOST:PORT/registry` unchanged).
+//!
+//! It owns: global schema ids (deduplicated across subjects), subjects and their versions,
+//! soft and hard deletes, compatibility levels and modes (global and per subject), the
+//! compatibility rules, and the Confluent HTTP shapes and error codes. It does not know
+//! streams, contracts or Kafka; `weft-kafka` resolves framed values (magic 0 + 4-byte
+//! big-endian id) through [`Registry::schema_by_id`].
+//!
+//! # Compatibility rules
+//!
+//! A check reads in one or two directions. **Backward**: a reader using the new schema must
+//! read data written with an old one. **Forward**: a reader using an old schema must read data
+//! written with the new one. `FULL` checks both. Non-transitive levels compare with the
+//! latest live version, `_TRANSITIVE` levels with every live version; `NONE` checks nothing.
+//! Every incompatibility is one message naming the field, what changed (old -> new) and who
+//! breaks, e.g. `amount: type changed number -> string; readers using the new schema cannot
+//! read old data`.
+//!
+//! ## JSON Schema: writers are closed, readers ignore what they do not declare
+//!
+//! JSON Schema's content model is open: `{"properties": {"a": ...}}` also accepts any other
+//! property with any value. Taken literally, adding any optional property is then never
+//! backward compatible (old data may already hold that name with another type), which is
+//! Confluent's default (STRICT) rule and a well-known surprise. Weft validates producers at
+//! the edge, so it takes registered object schemas as **closed** for compatibility: data
+//! written with a schema carries only the properties that schema declares. Readers ignore
+//! properties they do not declare, unless they say `additionalProperties: false`.
+//! The check asks: does the reader schema accept every value the writer schema accepts?
+//! Consequences:
+//!
+//! | change (old -> new) | backward | forward |
+//! |---|---|---|
+//! | add an optional property | yes | yes |
+//! | add a required property | no | yes |
+//! | make an optional property required | no | yes |
+//! | remove an optional property | yes | yes |
+//! | remove a required property | yes | no |
+//! | widen a type (`integer` -> `number`, add `null`, add a branch to `anyOf`/`oneOf`) | yes | no |
+//! | narrow a type | no | yes |
+//! | add enum values / remove them | yes / no | no / yes |
+//! | relax bounds (`maximum`, `maxLength`, `maxItems` up or removed; minimums down or removed) | yes | no |
+//! | tighten bounds, add `pattern`, `format`, `uniqueItems`, `multipleOf` | no | yes |
+//!
+//! Compared keywords: `type`, `enum`, `const`, `properties`, `required`,
+//! `additionalProperties` (only when the writer states it, since writers are closed),
+//! `items`, numeric and length bounds (draft 4 boolean exclusives too), `multipleOf`,
+//! `pattern`, `format`, `uniqueItems`, `minProperties`/`maxProperties`, `anyOf`/`oneOf`
+//! (as unions; `oneOf` exclusivity is not checked), `allOf` (reader branches each checked;
+//! writer branches merged shallowly), and local `$ref`s (`#/...`, recursion-safe).
+//! External `$ref`s are compared by name. Keywords Weft does not reason about (`not`,
+//! `if`/`then`/`else`, `patternProperties`, `dependentSchemas`, `contains`,
+//! `unevaluated*`, ...) must be unchanged when the reader has them. Annotations (`title`,
+//! `description`, `default`, `examples`, `$id`, `$comment`, ...) never matter.
+//!
+//! ## Avro: the specification's schema resolution
+//!
+//! Reader fields missing from the writer need a default; writer fields missing from the
+//! reader are skipped; fields match by name or reader alias. Promotions: int -> long, float,
+//! double; long -> float, double; float -> double; string <-> bytes. Records, enums and
+//! fixeds match by unqualified name or reader alias; enum symbols the writer may send must
+//! exist in the reader unless the reader's enum has a default; fixed sizes must be equal.
+//! A writer union is readable when every branch is; a reader union reads a writer type
+//! through its first branch of the same kind (then the first it can promote to).
+//! Logical types are ignored, as in the specification.
+//!
+//! # Identity and deduplication
+//!
+//! Two registrations get the same id when their type, references, and schema JSON are
+//! equal after parsing (whitespace and object-key order do not matter; Avro field order
+//! does). The stored text is the one first registered under that id.
+//!
+//! # HTTP
+//!
+//! Responses are `application/vnd.schemaregistry.v1+json`. Request bodies may be that,
+//! `application/vnd.schemaregistry+json`, `application/json`, `application/octet-stream` or
+//! untyped; other types get 415. Errors are `{"error_code": N, "message": "..."}` with the
+//! HTTP status equal to the first three digits of `N` (see [`RegistryError`]).
+//! An incompatible registration is HTTP 409 with `error_code` **409**, the code Confluent
+//! used until December 2025 (newer Confluent servers send 40901; clients key on the status).
+//! Malformed JSON is 400/`400`; well-formed JSON of the wrong shape is 422/`422`; a body
+//! over [`REQUEST_BODY_BYTES_MAX`] is 413/`413`.
+//!
+//! # Limits
+//!
+//! - [`SCHEMA_BYTES_MAX`]: 1 MiB of schema text (42209 beyond).
+//! - [`REQUEST_BODY_BYTES_MAX`]: 4 MiB of request body (escaping can double a schema's size).
+//! - [`SCHEMAS_MAX`] 10,000 ids, [`SUBJECTS_MAX`] 10,000 subjects,
+//!   [`SUBJECT_VERSIONS_MAX`] 1,000 versions per subject (42205 beyond); every list the API
+//!   returns is bounded by these.
+//! - [`SUBJECT_BYTES_MAX`]: 255 bytes of subject name (42208 beyond).
+//! - [`SCHEMA_REFERENCES_MAX`]: 100 references per schema, transitively.
+//! - [`json_schema::SCHEMA_DEPTH_MAX`]: 64 levels of schema nesting.
+
+mod avro;
+mod compatibility;
+mod error;
+mod http;
+pub mod json_schema;
+mod model;
+mod registry;
+
+pub use error::RegistryError;
+pub use http::{REQUEST_BODY_BYTES_MAX, router};
+pub use model::{
+    CompatibilityLevel, CompatibilityTarget, CompatibilityVerdict, DeletedFilter, Mode, RegisteredSchema, SchemaReference, SchemaType,
+    StoredSchema, SubjectVersion, VersionSelector,
+};
+pub use registry::{
+    DEFAULT_COMPATIBILITY, Registry, SCHEMA_BYTES_MAX, SCHEMA_REFERENCES_MAX, SCHEMAS_MAX, SUBJECT_BYTES_MAX, SUBJECT_VERSIONS_MAX,
+    SUBJECTS_MAX,
+};
+
+#[cfg(test)]
+mod tests;

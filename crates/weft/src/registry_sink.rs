@@ -1,0 +1,19 @@
+//! Connects the schema registry to the broker: applied contracts register their JSON Schema
+//! under `<stream>-value`, and Confluent-framed events are checked against registered ids.
+//! This adapter lives in the binary so that `weft-core` and `weft-registry` do not know each other.
+
+use std::sync::Arc;
+
+use weft_registry::{Registry, SchemaType};
+
+pub struct RegistrySink(pub Arc<Registry>);
+
+impl weft_core::mesh::SchemaSink for RegistrySink {
+    fn register_json_schema(&self, subject: &str, schema: &serde_json::Value) -> Result<(), String> {
+        self.0.register(subject, SchemaType::Json, &schema.to_string(), &[]).map(|_| ()).map_err(|error| error.to_string())
+    }
+
+    fn subjects_of_schema(&self, schema_id: u32) -> Vec<String> {
+        self.0.versions_for_id(schema_id, false).map(|pairs| pairs.into_iter().map(|(subject, _)| subject).collect()).unwrap_or_default()
+    }
+}
