@@ -54,12 +54,17 @@ impl IntoResponse for ApiError {
     }
 }
 
-pub async fn route_not_found(uri: axum::http::Uri) -> ApiError {
+/// Bytes of an unrouted request's body read (and dropped) so the connection stays usable.
+const UNROUTED_BODY_BYTES_MAX: usize = 1024 * 1024;
+
+pub async fn route_not_found(uri: axum::http::Uri, body: axum::body::Body) -> ApiError {
+    let _ = axum::body::to_bytes(body, UNROUTED_BODY_BYTES_MAX).await;
     let path = weft_core::stream::truncate_for_message(uri.path());
     ApiError(Error::new(Kind::NotFound, crate::codes::ROUTE_NOT_FOUND, format!("no route for {path}")))
 }
 
-pub async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> Response {
+pub async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri, body: axum::body::Body) -> Response {
+    let _ = axum::body::to_bytes(body, UNROUTED_BODY_BYTES_MAX).await;
     let path = weft_core::stream::truncate_for_message(uri.path());
     let error = Error::new(Kind::Invalid, crate::codes::METHOD_NOT_ALLOWED, format!("{method} is not allowed on {path}"));
     (StatusCode::METHOD_NOT_ALLOWED, axum::Json(serde_json::json!({ "error": error_json(&error) }))).into_response()

@@ -69,7 +69,7 @@ pub async fn poll(State(state): State<AppState>, Path((name, group)): Path<(Stri
     };
     let stream = state.broker.stream(&name)?;
     let session_timeout_ms = request.session_timeout_ms.unwrap_or(SESSION_TIMEOUT_MS_DEFAULT);
-    let deadline = tokio::time::Instant::now() + Duration::from_millis(request.wait_ms);
+    let mut deadline = tokio::time::Instant::now() + Duration::from_millis(request.wait_ms);
     let mut changes = stream.subscribe();
     loop {
         changes.borrow_and_update();
@@ -108,7 +108,11 @@ pub async fn poll(State(state): State<AppState>, Path((name, group)): Path<(Stri
         // Nothing yet: wait for an append (or the deadline), then poll again, which also
         // keeps the membership alive and picks up a rebalance.
         let wait = (deadline - now).min(Duration::from_millis((session_timeout_ms / 3).max(100) as u64));
-        let _ = tokio::time::timeout(wait, changes.changed()).await;
+        tokio::select! {
+            _ = tokio::time::timeout(wait, changes.changed()) => {}
+            // The server is stopping: answer now with what there is (nothing).
+            _ = state.broker.closed() => deadline = tokio::time::Instant::now(),
+        }
     }
 }
 

@@ -108,6 +108,7 @@ async fn tail(state: AppState, stream: Arc<Stream>, mut positions: Vec<(u32, u64
             tokio::select! {
                 _ = changes.changed() => {}
                 _ = sender.closed() => return,
+                _ = state.broker.closed() => return,
             }
         }
     }

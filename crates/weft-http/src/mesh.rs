@@ -41,9 +41,9 @@ struct ApplySourceJson {
 /// or array of resources (`application/json`), or `{"sources":[{"name","text"}],"dry_run"}`
 /// (what `weft apply` sends, so errors name each file).
 pub async fn apply(State(state): State<AppState>, RawQuery(raw): RawQuery, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
+    let body = read_body(body, APPLY_BODY_BYTES_MAX).await?;
     let params = QueryParams::parse(raw.as_deref(), &["dry_run"])?;
     let mut dry_run = matches!(params.get("dry_run"), Some("true" | "1" | ""));
-    let body = read_body(body, APPLY_BODY_BYTES_MAX).await?;
     let text = std::str::from_utf8(&body).map_err(|_| Error::invalid(codes::INVALID_BODY, "the body is not valid UTF-8"))?;
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("application/yaml");
     let essence = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();

@@ -75,16 +75,25 @@ pub async fn produce(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
+    // The body is read before anything can refuse the request, so a refusal never leaves
+    // unread bytes on a kept-alive connection.
+    let body = read_body(body, REQUEST_BODY_BYTES_MAX).await?;
     let params = QueryParams::parse(raw.as_deref(), &["type", "source", "subject"])?;
     let stream = state.broker.stream(&name)?;
     let (mode, content_type) = mode_of(&headers)?;
-    let body = read_body(body, REQUEST_BODY_BYTES_MAX).await?;
     let events: Vec<Incoming> = match mode {
         Mode::Structured => vec![incoming(CloudEvent::from_json(&body), &body)],
         Mode::Batched => {
             let elements: Vec<&serde_json::value::RawValue> = serde_json::from_slice(&body)
                 .map_err(|error| Error::invalid(codes::MALFORMED_JSON, format!("a batch must be a JSON array of events: {error}")))?;
-            elements.into_iter().map(|raw| incoming(CloudEvent::from_json(raw.get().as_bytes()), raw.get().as_bytes())).collect()
+            elements
+                .into_iter()
+                .enumerate()
+                .map(|(event_idx, raw)| {
+                    let parsed = CloudEvent::from_json(raw.get().as_bytes()).map_err(|error| in_batch_element(error, event_idx));
+                    incoming(parsed, raw.get().as_bytes())
+                })
+                .collect()
         }
         Mode::Binary => vec![incoming(binary_event(&headers, content_type, body.to_vec()), &body)],
         Mode::Json | Mode::Ndjson => {
@@ -111,6 +120,16 @@ pub async fn produce(
     let context = ProduceContext { producer: producer_of(&headers) };
     let outcome = state.broker.produce(&stream, events, &context).await;
     Ok(respond(&outcome, mode.is_batch()))
+}
+
+/// Places an element's error inside the batch: its path is prefixed with the element index.
+fn in_batch_element(mut error: Error, event_idx: usize) -> Error {
+    if error.code == weft_core::codes::EVENT_MALFORMED_JSON {
+        return Error::invalid(weft_core::codes::EVENT_INVALID_CLOUDEVENT, format!("batch element {event_idx} is not a JSON object"))
+            .with_path(format!("/{event_idx}"));
+    }
+    error.path = Some(format!("/{event_idx}{}", error.path.as_deref().unwrap_or("")));
+    error
 }
 
 fn incoming(parsed: Result<CloudEvent, Error>, raw: &[u8]) -> Incoming {

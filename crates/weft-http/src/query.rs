@@ -52,6 +52,10 @@ pub async fn read_body(body: Body, max_bytes: usize) -> Result<Bytes, Error> {
 
 /// Parses a JSON body into `T`, naming the problem on failure.
 pub fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
+    // Serde would read a JSON array into a struct field by field; request bodies are objects.
+    if bytes.trim_ascii_start().first().is_some_and(|&b| b != b'{') && serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_ok() {
+        return Err(Error::invalid(codes::INVALID_BODY, "request body must be a JSON object"));
+    }
     serde_json::from_slice(bytes).map_err(|error| {
         let code = if error.is_syntax() || error.is_eof() { codes::MALFORMED_JSON } else { codes::INVALID_BODY };
         Error::invalid(code, format!("request body at line {} column {}: {error}", error.line(), error.column()))

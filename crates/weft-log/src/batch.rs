@@ -695,6 +695,8 @@ mod tests {
         batch
     }
 
+    type Compressor = fn(&[u8]) -> Vec<u8>;
+
     fn gzip(data: &[u8]) -> Vec<u8> {
         use std::io::Write;
         let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
@@ -730,7 +732,7 @@ mod tests {
     fn compressed_batches_decompress_to_their_records() {
         let plain = sample_batch();
         let expected: Vec<_> = BatchView::parse(&plain).unwrap().records().unwrap().map(Result::unwrap).collect();
-        let codecs: [(&str, i16, fn(&[u8]) -> Vec<u8>); 5] =
+        let codecs: [(&str, i16, Compressor); 5] =
             [("gzip", 1, gzip), ("snappy", 2, snappy_raw), ("snappy-xerial", 2, snappy_xerial), ("lz4", 3, lz4_frame), ("zstd", 4, zstd)];
         for (name, codec, compress) in codecs {
             let batch = compressed_batch(&plain, codec, compress);
@@ -750,8 +752,7 @@ mod tests {
     fn decompression_bombs_are_refused() {
         let plain = sample_batch();
         let huge = vec![0u8; DECOMPRESSED_BYTES_MAX + 1];
-        let codecs: [(&str, i16, fn(&[u8]) -> Vec<u8>); 4] =
-            [("gzip", 1, gzip), ("snappy", 2, snappy_raw), ("lz4", 3, lz4_frame), ("zstd", 4, zstd)];
+        let codecs: [(&str, i16, Compressor); 4] = [("gzip", 1, gzip), ("snappy", 2, snappy_raw), ("lz4", 3, lz4_frame), ("zstd", 4, zstd)];
         for (name, codec, compress) in codecs {
             let batch = compressed_batch(&plain, codec, |_| compress(&huge));
             assert!(batch.len() < BATCH_BYTES_MAX, "{name}");

@@ -181,13 +181,23 @@ impl PartitionLog {
 
     /// Appends one encoded batch (its base offset is overwritten) and returns once it is
     /// as durable as the fsync policy promises. The batch is checked before it is written.
-    pub fn append(&self, mut batch: Vec<u8>) -> Result<Appended, LogError> {
+    pub fn append(&self, batch: Vec<u8>) -> Result<Appended, LogError> {
+        let appended = self.append_unsynced(batch)?;
+        self.wait_durable(appended.last_offset + 1)?;
+        Ok(appended)
+    }
+
+    /// Writes one batch like `append` but returns before the fsync: the caller must call
+    /// `wait_durable` before acknowledging it. Under `always` the batch stays invisible to
+    /// readers until then. Lets a caller write to several partitions and then wait for all
+    /// their fsyncs from one thread.
+    pub fn append_unsynced(&self, mut batch: Vec<u8>) -> Result<Appended, LogError> {
         let view = BatchView::parse(&batch)?;
         view.check_records()?;
         let n_records = view.record_count() as u64;
         let batch_max_timestamp = view.max_timestamp();
         let batch_len = batch.len() as u64;
-        let (appended, fsync) = {
+        let appended = {
             let mut inner = self.lock_inner();
             if let Some(reason) = &inner.poisoned {
                 return Err(LogError::Poisoned(reason.clone()));
@@ -226,12 +236,15 @@ impl PartitionLog {
             if fsync != FsyncPolicy::Always {
                 inner.visible_next_offset = inner.next_offset;
             }
-            (Appended { base_offset, last_offset: base_offset + n_records - 1 }, fsync)
+            Appended { base_offset, last_offset: base_offset + n_records - 1 }
         };
-        if fsync == FsyncPolicy::Always {
-            self.sync_until(appended.last_offset + 1)?;
-        }
         Ok(appended)
+    }
+
+    /// Returns once offsets below `next_offset` are as durable as the fsync policy promises:
+    /// under `always`, after an fsync that covers them (shared with concurrent appenders).
+    pub fn wait_durable(&self, next_offset: u64) -> Result<(), LogError> {
+        if self.lock_inner().config.fsync == FsyncPolicy::Always { self.sync_until(next_offset) } else { Ok(()) }
     }
 
     /// Makes everything appended so far durable (used by `interval` and on shutdown).

@@ -76,17 +76,17 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     );
     // One signal stops both listeners.
     let (stop_sender, stop_receiver) = tokio::sync::watch::channel(false);
+    let closing = Arc::clone(&broker);
     tokio::spawn(async move {
         shutdown_signal().await;
+        closing.begin_shutdown();
         let _ = stop_sender.send(true);
     });
     let stopped = |mut receiver: tokio::sync::watch::Receiver<bool>| async move {
         let _ = receiver.wait_for(|stop| *stop).await;
     };
     let kafka = tokio::spawn(weft_kafka::serve(kafka_listener, Arc::clone(&broker), advertised, stopped(stop_receiver.clone())));
-    weft_http::serve_with_registry(listener, Arc::clone(&broker), registry, stopped(stop_receiver))
-        .await
-        .context("serving HTTP")?;
+    weft_http::serve_with_registry(listener, Arc::clone(&broker), registry, stopped(stop_receiver)).await.context("serving HTTP")?;
     kafka.await?.context("serving Kafka")?;
     let syncing = Arc::clone(&broker);
     tokio::task::spawn_blocking(move || syncing.sync_all()).await?;

@@ -37,7 +37,8 @@ pub fn run(client: &Client, args: ProduceArgs) -> anyhow::Result<ExitCode> {
     let (mut n_accepted, mut n_rejected, mut line_idx) = (0u64, 0u64, 0u64);
     let mut errors: Vec<Value> = Vec::new();
     let mut batch = Vec::with_capacity(BATCH_BYTES_MAX);
-    let mut batch_first_line = 1u64;
+    // The input line number of each event in the current batch (blank lines are skipped).
+    let mut batch_lines: Vec<u64> = Vec::with_capacity(BATCH_EVENTS_MAX);
     let mut n_in_batch = 0usize;
     let mut line = Vec::new();
     loop {
@@ -51,16 +52,17 @@ pub fn run(client: &Client, args: ProduceArgs) -> anyhow::Result<ExitCode> {
             }
             batch.extend_from_slice(line.trim_ascii_end());
             batch.push(b'\n');
+            batch_lines.push(line_idx);
             n_in_batch += 1;
         }
         if n_in_batch > 0 && (at_end || n_in_batch >= BATCH_EVENTS_MAX || batch.len() >= BATCH_BYTES_MAX) {
             let response = client.post_bytes(&path, "application/x-ndjson", &batch)?;
             n_accepted += response["accepted"].as_u64().unwrap_or(0);
             n_rejected += response["rejected"].as_u64().unwrap_or(0);
-            collect_errors(&response, batch_first_line, &batch, &mut errors);
+            collect_errors(&response, &batch_lines, &mut errors);
             batch.clear();
+            batch_lines.clear();
             n_in_batch = 0;
-            batch_first_line = line_idx + 1;
             if show_progress {
                 eprint!("\rproduced {n_accepted} events, {n_rejected} rejected");
                 std::io::stderr().flush()?;
@@ -79,17 +81,14 @@ pub fn run(client: &Client, args: ProduceArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// Records the first rejections with the input line they came from.
-fn collect_errors(response: &Value, batch_first_line: u64, batch: &[u8], errors: &mut Vec<Value>) {
+fn collect_errors(response: &Value, batch_lines: &[u64], errors: &mut Vec<Value>) {
     let Some(results) = response["results"].as_array() else { return };
-    // Lines in the batch are the non-empty input lines; map each result to its line number
-    // by counting, since blank lines were skipped before sending.
-    let _ = batch;
     for (event_idx, result) in results.iter().enumerate() {
         if errors.len() >= SUMMARY_ERRORS_MAX {
             return;
         }
         if let Some(error) = result.get("error") {
-            errors.push(json!({ "event": batch_first_line + event_idx as u64, "error": error }));
+            errors.push(json!({ "line": batch_lines.get(event_idx), "event": batch_lines.get(event_idx), "error": error }));
         }
     }
 }

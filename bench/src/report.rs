@@ -1,0 +1,551 @@
+//! The benchmark report: raw per-run figures as JSON, and a Markdown summary with medians, min/max and Weft / peer ratios.
+//!
+//! This module only formats; it measures nothing and starts nothing (apart from asking servers for `--version`).
+
+use std::fmt::Write as _;
+use std::process::Command;
+
+use serde::Serialize;
+
+use crate::limits::PhysicalLimits;
+
+/// Figures of one run of one system.
+#[derive(Clone, Debug, Serialize)]
+pub(crate) struct RunMetrics {
+    pub run_idx: usize,
+    pub n_events: u64,
+    pub produce_seconds: f64,
+    pub produce_events_per_second: f64,
+    /// Event payload megabytes (10^6 bytes) per second, without protocol framing.
+    pub produce_mb_per_second: f64,
+    pub produce_batches: u64,
+    pub produce_batch_p50_us: f64,
+    pub produce_batch_p99_us: f64,
+    pub consume_seconds: f64,
+    pub consume_events_per_second: f64,
+    /// Payload bytes received (for Weft: bytes of the JSON pages, envelopes included).
+    pub consume_bytes_received: u64,
+    pub latency_rate: u64,
+    pub latency_events: u64,
+    pub latency_achieved_events_per_second: f64,
+    pub latency_batches: u64,
+    pub latency_p50_us: f64,
+    pub latency_p99_us: f64,
+    pub latency_p999_us: f64,
+    pub latency_max_us: f64,
+    pub produce_server_cpu_seconds: f64,
+    pub consume_server_cpu_seconds: f64,
+    pub latency_server_cpu_seconds: f64,
+    pub produce_server_cpu_seconds_per_million_events: f64,
+    pub consume_server_cpu_seconds_per_million_events: f64,
+    /// CPU seconds per wall-clock second during a phase: 1.0 is one core fully busy.
+    pub produce_server_cores_busy: f64,
+    pub produce_client_cores_busy: f64,
+    pub consume_server_cores_busy: f64,
+    pub consume_client_cores_busy: f64,
+    /// Peak tree memory (as `peak_rss_bytes`, sampled) up to the end of the produce and of the consume phase.
+    pub peak_rss_after_produce_bytes: u64,
+    pub peak_rss_after_consume_bytes: u64,
+    /// Peak resident memory of the server's process tree (shared memory counted once), or its `VmHWM` if larger.
+    pub peak_rss_bytes: u64,
+    /// The machine's 1-minute load average when the run started and when it ended: other work on a shared machine shows here.
+    pub load_average_at_start: f64,
+    pub load_average_at_end: f64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub(crate) struct SystemResult {
+    pub key: String,
+    pub is_weft: bool,
+    pub durability: String,
+    pub skipped: Option<String>,
+    pub runs: Vec<RunMetrics>,
+    pub failures: Vec<String>,
+}
+
+#[derive(Clone, Copy, Debug, Serialize)]
+pub(crate) struct Summary {
+    pub median: f64,
+    pub min: f64,
+    pub max: f64,
+}
+
+const MIB: f64 = 1024.0 * 1024.0;
+
+struct Metric {
+    key: &'static str,
+    title: &'static str,
+    value: fn(&RunMetrics) -> f64,
+    /// The stored value is divided by this for display.
+    display_divisor: f64,
+    decimals: usize,
+    higher_is_better: bool,
+}
+
+const METRICS: &[Metric] = &[
+    Metric {
+        key: "produce_events_per_second",
+        title: "produce ev/s",
+        value: |run| run.produce_events_per_second,
+        display_divisor: 1.0,
+        decimals: 0,
+        higher_is_better: true,
+    },
+    Metric {
+        key: "produce_mb_per_second",
+        title: "produce MB/s",
+        value: |run| run.produce_mb_per_second,
+        display_divisor: 1.0,
+        decimals: 1,
+        higher_is_better: true,
+    },
+    Metric {
+        key: "consume_events_per_second",
+        title: "consume ev/s",
+        value: |run| run.consume_events_per_second,
+        display_divisor: 1.0,
+        decimals: 0,
+        higher_is_better: true,
+    },
+    Metric {
+        key: "latency_p50_us",
+        title: "ack p50 ms",
+        value: |run| run.latency_p50_us,
+        display_divisor: 1000.0,
+        decimals: 2,
+        higher_is_better: false,
+    },
+    Metric {
+        key: "latency_p99_us",
+        title: "ack p99 ms",
+        value: |run| run.latency_p99_us,
+        display_divisor: 1000.0,
+        decimals: 2,
+        higher_is_better: false,
+    },
+    Metric {
+        key: "latency_p999_us",
+        title: "ack p99.9 ms",
+        value: |run| run.latency_p999_us,
+        display_divisor: 1000.0,
+        decimals: 2,
+        higher_is_better: false,
+    },
+    Metric {
+        key: "produce_server_cpu_seconds_per_million_events",
+        title: "server CPU-s/M produce",
+        value: |run| run.produce_server_cpu_seconds_per_million_events,
+        display_divisor: 1.0,
+        decimals: 2,
+        higher_is_better: false,
+    },
+    Metric {
+        key: "consume_server_cpu_seconds_per_million_events",
+        title: "server CPU-s/M consume",
+        value: |run| run.consume_server_cpu_seconds_per_million_events,
+        display_divisor: 1.0,
+        decimals: 2,
+        higher_is_better: false,
+    },
+    Metric {
+        key: "peak_rss_bytes",
+        title: "peak RSS MiB",
+        value: |run| run.peak_rss_bytes as f64,
+        display_divisor: 1024.0 * 1024.0,
+        decimals: 0,
+        higher_is_better: false,
+    },
+];
+
+fn summarize(values: &mut [f64]) -> Option<Summary> {
+    if values.is_empty() {
+        return None;
+    }
+    values.sort_by(f64::total_cmp);
+    let middle = values.len() / 2;
+    let median = if values.len() % 2 == 1 { values[middle] } else { (values[middle - 1] + values[middle]) / 2.0 };
+    Some(Summary { median, min: values[0], max: values[values.len() - 1] })
+}
+
+fn metric_summary(system: &SystemResult, metric: &Metric) -> Option<Summary> {
+    let mut values: Vec<f64> = system.runs.iter().map(metric.value).collect();
+    summarize(&mut values)
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct Machine {
+    pub cores: usize,
+    pub memory_gib: f64,
+    pub cpu_model: String,
+    pub kernel: String,
+    pub server_versions: Vec<String>,
+}
+
+impl Machine {
+    fn describe(environment: &serde_json::Value) -> Machine {
+        let memory_kib: f64 = std::fs::read_to_string("/proc/meminfo")
+            .ok()
+            .and_then(|meminfo| {
+                let line = meminfo.lines().find(|line| line.starts_with("MemTotal:"))?.to_string();
+                line.split_whitespace().nth(1)?.parse().ok()
+            })
+            .unwrap_or(0.0);
+        let cpu_model = std::fs::read_to_string("/proc/cpuinfo")
+            .ok()
+            .and_then(|cpuinfo| {
+                let line = cpuinfo.lines().find(|line| line.starts_with("model name"))?.to_string();
+                Some(line.split_once(':')?.1.trim().to_string())
+            })
+            .unwrap_or_default();
+        let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim().to_string();
+        let mut server_versions = Vec::new();
+        for (key, program) in [("nats_binary", None), ("redis_binary", None), ("postgres_bin_dir", Some("postgres"))] {
+            let Some(path) = environment[key].as_str() else {
+                continue;
+            };
+            let binary = match program {
+                Some(program) => std::path::Path::new(path).join(program),
+                None => std::path::PathBuf::from(path),
+            };
+            if let Ok(output) = Command::new(&binary).arg("--version").output() {
+                let text = String::from_utf8_lossy(&output.stdout);
+                server_versions.push(text.lines().next().unwrap_or("").trim().to_string());
+            }
+        }
+        Machine {
+            cores: std::thread::available_parallelism().map(usize::from).unwrap_or(0),
+            memory_gib: memory_kib / (1024.0 * 1024.0),
+            cpu_model,
+            kernel,
+            server_versions,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct Report {
+    pub generated_unix_seconds: u64,
+    pub machine: Machine,
+    pub config: serde_json::Value,
+    pub environment: serde_json::Value,
+    pub limits: Option<PhysicalLimits>,
+    pub systems: Vec<SystemResult>,
+    /// Median, min and max of every metric, per system key and metric key.
+    pub summaries: serde_json::Value,
+}
+
+impl Report {
+    pub(crate) fn new(
+        config: &serde_json::Value,
+        environment: &serde_json::Value,
+        limits: Option<PhysicalLimits>,
+        systems: Vec<SystemResult>,
+    ) -> Report {
+        let mut summaries = serde_json::Map::new();
+        for system in &systems {
+            let mut per_metric = serde_json::Map::new();
+            for metric in METRICS {
+                if let Some(summary) = metric_summary(system, metric) {
+                    per_metric.insert(metric.key.to_string(), serde_json::json!(summary));
+                }
+            }
+            summaries.insert(system.key.clone(), serde_json::Value::Object(per_metric));
+        }
+        Report {
+            generated_unix_seconds: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|elapsed| elapsed.as_secs())
+                .unwrap_or(0),
+            machine: Machine::describe(environment),
+            config: config.clone(),
+            environment: environment.clone(),
+            limits,
+            systems,
+            summaries: serde_json::Value::Object(summaries),
+        }
+    }
+
+    pub(crate) fn to_markdown(&self) -> String {
+        let mut out = String::new();
+        self.write_markdown(&mut out).expect("writing to a String cannot fail");
+        out
+    }
+
+    fn write_markdown(&self, out: &mut String) -> std::fmt::Result {
+        let config = &self.config;
+        writeln!(out, "# Weft benchmark report\n")?;
+        writeln!(out, "Generated at unix time {} by `cargo run --release -p weft-bench`.\n", self.generated_unix_seconds)?;
+        writeln!(
+            out,
+            "Machine: {} cores ({}), {:.1} GiB memory, Linux {}; client and servers share it.",
+            self.machine.cores, self.machine.cpu_model, self.machine.memory_gib, self.machine.kernel
+        )?;
+        if !self.machine.server_versions.is_empty() {
+            writeln!(out, "Peers: {}.", self.machine.server_versions.join("; "))?;
+        }
+        writeln!(
+            out,
+            "\nWorkload: {} order events per run (mean payload {:.0} bytes, seed {}), keyed by customer (10,000 customers) over {} partitions; \
+             produced in batches of {} events from {} concurrent connections, then consumed back with {} connections. \
+             Open-loop latency: {} events/s for {} s, measured from each event's intended send time. \
+             Figures are the median of {} run(s), with [min–max] when there is more than one run.\n",
+            config["events"],
+            self.environment["mean_payload_bytes"].as_f64().unwrap_or(0.0),
+            config["seed"],
+            config["partitions"],
+            config["batch_events"],
+            config["producers"],
+            config["consumers"],
+            config["latency_rate"],
+            config["latency_seconds"],
+            config["runs"],
+        )?;
+
+        writeln!(out, "## Physical limits of this machine\n")?;
+        match &self.limits {
+            Some(limits) => {
+                writeln!(out, "| probe | result |\n|---|---|")?;
+                writeln!(
+                    out,
+                    "| sequential write, fdatasync every MiB ({} MiB) | {:.0} MiB/s |",
+                    limits.sequential_write_bytes >> 20,
+                    limits.sequential_write_mib_per_second
+                )?;
+                writeln!(
+                    out,
+                    "| 250-byte append + fdatasync ({} appends) | p50 {:.0} µs, p99 {:.0} µs ({:.0} appends/s from one writer) |",
+                    limits.n_small_appends,
+                    limits.small_append_fdatasync_p50_us,
+                    limits.small_append_fdatasync_p99_us,
+                    limits.small_appends_per_second
+                )?;
+                writeln!(
+                    out,
+                    "| serde_json parse of one event, one core ({} events) | {:.0} ns into `Value`, {:.0} ns into a struct |",
+                    limits.n_parsed_events, limits.json_parse_to_value_ns_per_event, limits.json_parse_to_struct_ns_per_event
+                )?;
+                writeln!(out)?;
+            }
+            None => writeln!(out, "Not measured (`--skip-limits`).\n")?,
+        }
+
+        writeln!(out, "## Results\n")?;
+        write!(out, "| system |")?;
+        for metric in METRICS {
+            write!(out, " {} |", metric.title)?;
+        }
+        write!(out, "\n|---|")?;
+        for _ in METRICS {
+            write!(out, "---:|")?;
+        }
+        writeln!(out)?;
+        for system in &self.systems {
+            write!(out, "| {} |", system.key)?;
+            if let Some(reason) = &system.skipped {
+                writeln!(out, " skipped: {reason} |")?;
+                continue;
+            }
+            if system.runs.is_empty() {
+                writeln!(out, " every run failed (see Failures) |")?;
+                continue;
+            }
+            for metric in METRICS {
+                let summary = metric_summary(system, metric).expect("runs is non-empty");
+                write!(out, " {} |", format_summary(summary, metric, system.runs.len() > 1))?;
+            }
+            writeln!(out)?;
+        }
+        let loads: Vec<f64> = self
+            .systems
+            .iter()
+            .flat_map(|system| &system.runs)
+            .flat_map(|run| [run.load_average_at_start, run.load_average_at_end])
+            .collect();
+        if let Some(load) = summarize(&mut loads.clone()) {
+            writeln!(
+                out,
+                "\nMachine 1-minute load average during the runs: {:.1} to {:.1} on {} cores (above the core count, other work competed with the benchmark).",
+                load.min, load.max, self.machine.cores
+            )?;
+        }
+        writeln!(
+            out,
+            "\nServer CPU is user+system time of the server's process tree per million events; peak RSS is the server's \
+             process tree with shared memory counted once (for PostgreSQL that includes its 128 MiB shared buffers once).\n"
+        )?;
+
+        self.write_time_breakdown(out)?;
+        self.write_ratios(out)?;
+
+        writeln!(out, "## Durability of each configuration\n")?;
+        for system in &self.systems {
+            writeln!(out, "- **{}**: {}.", system.key, system.durability)?;
+        }
+        writeln!(out)?;
+
+        writeln!(out, "## Method\n")?;
+        for line in [
+            "Each run starts the server on 127.0.0.1 with its data in a fresh temp dir, and stops it afterwards.",
+            "Producers behave alike for every system: an idle connection takes every event that is due, up to the batch size, and sends it as one batch (one HTTP request with NDJSON lines, one pipelined burst of NATS `PUB`s or Redis `XADD`s, one multi-row PostgreSQL `INSERT` transaction), then waits until all its events are acknowledged.",
+            "Throughput runs every event due at once; the latency phase makes event i due at start + i / rate, and latency runs from that intended time to the acknowledgement, so queueing behind a slow server counts (no coordinated omission).",
+            "Consumers: Weft reads partitions with `GET .../events?limit=10000`; Redis reads each partition's stream with `XRANGE ... COUNT 10000`; PostgreSQL reads id ranges of 10,000 rows; NATS uses one pull consumer (ack policy none) with two pull requests of 10,000 in flight.",
+            "The client runs on one thread of the same 2-core machine, so a server can use at most about one core undisturbed.",
+        ] {
+            writeln!(out, "- {line}")?;
+        }
+        writeln!(out)?;
+
+        let failures: Vec<(&str, &String)> =
+            self.systems.iter().flat_map(|system| system.failures.iter().map(move |failure| (system.key.as_str(), failure))).collect();
+        if !failures.is_empty() {
+            writeln!(out, "## Failures\n")?;
+            for (key, failure) in failures {
+                writeln!(out, "- {key}: {failure}")?;
+            }
+            writeln!(out)?;
+        }
+        Ok(())
+    }
+
+    /// Shows whether the server, the client or neither was the bottleneck (medians).
+    fn write_time_breakdown(&self, out: &mut String) -> std::fmt::Result {
+        let median = |system: &SystemResult, value: fn(&RunMetrics) -> f64| {
+            let mut values: Vec<f64> = system.runs.iter().map(value).collect();
+            summarize(&mut values).map_or(0.0, |summary| summary.median)
+        };
+        writeln!(
+            out,
+            "## Where the time goes (medians)
+"
+        )?;
+        writeln!(
+            out,
+            "Cores busy = CPU seconds per wall-clock second in the phase (1.0 = one core). On 2 shared cores, server + client \
+             near 2 means the run was CPU bound; well below means it waited (fsync, network, locks), or other work took the cores.\n"
+        )?;
+        writeln!(
+            out,
+            "| system | produce: server cores | client cores | batch p50 ms | batch p99 ms | consume: server cores | client cores | peak RSS MiB after produce / consume / latency |"
+        )?;
+        writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---:|")?;
+        for system in self.systems.iter().filter(|system| !system.runs.is_empty()) {
+            writeln!(
+                out,
+                "| {} | {:.2} | {:.2} | {:.1} | {:.1} | {:.2} | {:.2} | {:.0} / {:.0} / {:.0} |",
+                system.key,
+                median(system, |run| run.produce_server_cores_busy),
+                median(system, |run| run.produce_client_cores_busy),
+                median(system, |run| run.produce_batch_p50_us) / 1000.0,
+                median(system, |run| run.produce_batch_p99_us) / 1000.0,
+                median(system, |run| run.consume_server_cores_busy),
+                median(system, |run| run.consume_client_cores_busy),
+                median(system, |run| run.peak_rss_after_produce_bytes as f64) / MIB,
+                median(system, |run| run.peak_rss_after_consume_bytes as f64) / MIB,
+                median(system, |run| run.peak_rss_bytes as f64) / MIB,
+            )?;
+        }
+        writeln!(out)
+    }
+
+    fn write_ratios(&self, out: &mut String) -> std::fmt::Result {
+        writeln!(out, "## Weft / peer ratios\n")?;
+        let measured = |system: &&SystemResult| !system.runs.is_empty();
+        let wefts: Vec<&SystemResult> = self.systems.iter().filter(|system| system.is_weft).filter(measured).collect();
+        let peers: Vec<&SystemResult> = self.systems.iter().filter(|system| !system.is_weft).filter(measured).collect();
+        if wefts.is_empty() || peers.is_empty() {
+            let reason = self
+                .systems
+                .iter()
+                .filter(|system| system.is_weft)
+                .find_map(|system| system.skipped.clone())
+                .unwrap_or_else(|| "no Weft or no peer configuration has a successful run".to_string());
+            writeln!(out, "No ratios: {reason}.\n")?;
+            return Ok(());
+        }
+        writeln!(
+            out,
+            "Ratio of medians, Weft divided by peer. For throughput above 1 favours Weft; for latency, CPU and memory below 1 favours Weft.\n"
+        )?;
+        for weft in wefts {
+            writeln!(out, "### {}\n", weft.key)?;
+            write!(out, "| peer |")?;
+            for metric in METRICS {
+                write!(out, " {} |", metric.title)?;
+            }
+            write!(out, "\n|---|")?;
+            for _ in METRICS {
+                write!(out, "---:|")?;
+            }
+            writeln!(out)?;
+            for peer in &peers {
+                write!(out, "| {} |", peer.key)?;
+                for metric in METRICS {
+                    let weft_median = metric_summary(weft, metric).map(|summary| summary.median);
+                    let peer_median = metric_summary(peer, metric).map(|summary| summary.median);
+                    match (weft_median, peer_median) {
+                        (Some(weft_median), Some(peer_median)) if peer_median > 0.0 => {
+                            let ratio = weft_median / peer_median;
+                            let favours_weft = if metric.higher_is_better { ratio >= 1.0 } else { ratio <= 1.0 };
+                            let mark = if favours_weft { "" } else { " ▼" };
+                            write!(out, " {ratio:.2}{mark} |")?;
+                        }
+                        _ => write!(out, " n/a |")?,
+                    }
+                }
+                writeln!(out)?;
+            }
+            writeln!(out, "\n▼ marks a ratio that favours the peer.\n")?;
+        }
+        Ok(())
+    }
+}
+
+fn format_summary(summary: Summary, metric: &Metric, with_range: bool) -> String {
+    let format = |value: f64| {
+        let scaled = value / metric.display_divisor;
+        if metric.decimals == 0 && scaled >= 10_000.0 {
+            group_thousands(scaled.round() as u64)
+        } else {
+            format!("{scaled:.prec$}", prec = metric.decimals)
+        }
+    };
+    if with_range {
+        format!("{} [{}–{}]", format(summary.median), format(summary.min), format(summary.max))
+    } else {
+        format(summary.median)
+    }
+}
+
+fn group_thousands(value: u64) -> String {
+    let digits = value.to_string();
+    let mut grouped = String::with_capacity(digits.len() + digits.len() / 3);
+    for (idx, digit) in digits.chars().enumerate() {
+        if idx > 0 && (digits.len() - idx).is_multiple_of(3) {
+            grouped.push(',');
+        }
+        grouped.push(digit);
+    }
+    grouped
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Proves the median of an even number of runs is the mean of the middle two, and min/max are the extremes.
+    #[test]
+    fn summary_is_median_with_min_and_max() {
+        let odd = summarize(&mut [3.0, 1.0, 2.0]).expect("non-empty");
+        assert_eq!((odd.median, odd.min, odd.max), (2.0, 1.0, 3.0));
+        let even = summarize(&mut [4.0, 1.0, 3.0, 2.0]).expect("non-empty");
+        assert_eq!((even.median, even.min, even.max), (2.5, 1.0, 4.0));
+        assert!(summarize(&mut []).is_none());
+    }
+
+    #[test]
+    fn thousands_are_grouped() {
+        assert_eq!(group_thousands(1_234_567), "1,234,567");
+        assert_eq!(group_thousands(999), "999");
+        assert_eq!(group_thousands(100_000), "100,000");
+    }
+}
