@@ -5,6 +5,7 @@
 
 mod bad_input;
 mod cli;
+mod contracts;
 mod crash;
 mod groups;
 mod keep_alive;
