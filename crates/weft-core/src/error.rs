@@ -11,6 +11,10 @@ use std::fmt;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     Invalid,
+    /// Missing or bad credentials (HTTP 401).
+    Unauthenticated,
+    /// Authenticated but not allowed (HTTP 403).
+    Forbidden,
     NotFound,
     Conflict,
     TooLarge,

@@ -6,16 +6,20 @@
 //! It depends on `weft-log` for storage and never touches segment files itself.
 
 pub mod broker;
+pub mod catalog;
 pub mod cloudevent;
 pub mod dead_letter;
 pub mod duration;
 pub mod error;
 pub mod group;
+pub mod guard;
 pub mod json_key;
+pub mod lineage;
 pub mod mesh;
 pub mod meta;
 pub mod partitioner;
 pub mod stream;
+pub mod stream_activity;
 
 pub use broker::{Broker, FetchedBatches, Incoming, Position, ProduceContext, ProduceOutcome};
 pub use cloudevent::CloudEvent;

@@ -18,6 +18,7 @@ use weft_contract::{CompiledContract, ContractError, DataContract, DataProduct, 
 
 use crate::broker::Broker;
 use crate::error::{Error, Kind, codes};
+use crate::guard::Caller;
 use crate::meta::MetaWrite;
 use crate::stream::{DEAD_LETTER_SUFFIX, Governance, RETENTION_MS_DEFAULT, StreamConfig};
 
@@ -221,7 +222,7 @@ struct Parsed {
 
 impl Broker {
     /// Plans and (unless `dry_run` or something is refused) applies resources atomically.
-    pub fn apply(&self, sources: Vec<ApplySource>, dry_run: bool) -> Result<ApplyPlan, Error> {
+    pub fn apply(&self, sources: Vec<ApplySource>, dry_run: bool, caller: &Caller) -> Result<ApplyPlan, Error> {
         if sources.len() > APPLY_SOURCES_MAX {
             return Err(Error::new(Kind::TooLarge, codes::APPLY_REFUSED, format!("apply takes at most {APPLY_SOURCES_MAX} files at once")));
         }
@@ -275,8 +276,16 @@ impl Broker {
                 }
             }
         }
+        let principals = self.guard().identity().list_principals().map_err(|error| Error::internal(error.to_string()))?;
+        let authz_mesh = crate::guard::authz_mesh(&next, &principals);
         for (item, duplicate) in parsed.iter().zip(duplicates) {
             let mut planned = self.plan_one(&state, &next, item);
+            if planned.action != Action::Refused
+                && let Err(error) = self.check_apply_allowed(caller, &next, &authz_mesh, item)
+            {
+                planned.action = Action::Refused;
+                planned.error = Some(error);
+            }
             if duplicate {
                 let (kind, id) = identity(&item.document);
                 planned.action = Action::Refused;
@@ -288,8 +297,60 @@ impl Broker {
             return Ok(plan);
         }
         self.commit_apply(&parsed, &plan, next)?;
+        self.guard().rebuild(&self.mesh())?;
         plan.applied = true;
         Ok(plan)
+    }
+
+    /// May `caller` apply this resource? Domains and global policies are the platform's
+    /// (admin); products, contracts and domain policies need `apply` on their domain, which a
+    /// domain's owners have by default. Policies are also checked against the Cedar schema and,
+    /// for domain policies, confined to their domain.
+    fn check_apply_allowed(
+        &self,
+        caller: &Caller,
+        next: &MeshState,
+        authz_mesh: &weft_governance::authz::Mesh,
+        item: &Parsed,
+    ) -> Result<(), Refusal> {
+        use weft_governance::authz::{Action as A, PolicyScope, Resource as R};
+        let domain_of_contract = |contract: &DataContract| {
+            contract.domain.clone().or_else(|| next.product_of_contract(&contract.id).and_then(|p| p.domain.clone()))
+        };
+        let (action, resource) = match &item.document {
+            Document::Domain(domain) if self.mesh.read().unwrap_or_else(|p| p.into_inner()).domains.contains_key(&domain.name) => {
+                (A::Apply, R::Domain(domain.name.clone()))
+            }
+            Document::Domain(_) => (A::Admin, R::mesh()),
+            Document::Product(product) => match &product.domain {
+                Some(domain) => (A::Apply, R::Domain(domain.clone())),
+                None => (A::Admin, R::mesh()),
+            },
+            Document::Contract(contract) => match domain_of_contract(contract) {
+                Some(domain) => (A::Apply, R::Domain(domain)),
+                None => (A::Admin, R::mesh()),
+            },
+            Document::Policy(policy) => {
+                let scope = match (&policy.scope, &policy.domain) {
+                    (weft_contract::PolicyScope::Domain, Some(domain)) => PolicyScope::Domain(domain.clone()),
+                    _ => PolicyScope::Global,
+                };
+                if let Err(error) = weft_governance::authz::check_policy_resource(&policy.name, &scope, &policy.policies, authz_mesh) {
+                    return Err(Refusal {
+                        code: error.code,
+                        message: error.message.clone(),
+                        path: "/policies".into(),
+                        line: u32::try_from(error.line).ok(),
+                        column: u32::try_from(error.column).ok(),
+                    });
+                }
+                match scope {
+                    PolicyScope::Domain(domain) => (A::Apply, R::Domain(domain)),
+                    PolicyScope::Global => (A::Admin, R::mesh()),
+                }
+            }
+        };
+        self.guard().check(caller, action, &resource).map_err(|error| refusal(error.code, error.message))
     }
 
     fn plan_one(&self, state: &MeshState, next: &MeshState, item: &Parsed) -> PlannedResource {
@@ -473,6 +534,7 @@ impl Broker {
         }
         self.meta().write_all(&writes)?;
         *self.mesh.write().unwrap_or_else(|poison| poison.into_inner()) = next;
+        self.rebuild_search_index();
         for contract in &new_contracts {
             self.attach_governance(contract)?;
             self.register_schemas(contract);
@@ -574,6 +636,7 @@ impl Broker {
         }
         let latest: Vec<DataContract> = state.contracts.values().filter_map(|v| v.last().cloned()).collect();
         *self.mesh.write().unwrap_or_else(|poison| poison.into_inner()) = state;
+        self.rebuild_search_index();
         for contract in &latest {
             self.ensure_contract_streams(contract)?;
             self.attach_governance(contract)?;

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use axum::Extension;
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::header;
@@ -11,6 +12,7 @@ use serde::Deserialize;
 use weft_core::broker::FETCH_EVENTS_MAX;
 use weft_core::cloudevent::format_rfc3339_ms;
 use weft_core::group::{OffsetReset, SESSION_TIMEOUT_MS_DEFAULT};
+use weft_core::guard::{AuthzAction, AuthzResource, Caller};
 use weft_core::{Error, codes as core_codes};
 
 use crate::api_error::ApiError;
@@ -50,7 +52,12 @@ pub struct CommitRequest {
     pub offsets: BTreeMap<String, u64>,
 }
 
-pub async fn poll(State(state): State<AppState>, Path((name, group)): Path<(String, String)>, body: Body) -> Result<Response, ApiError> {
+pub async fn poll(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path((name, group)): Path<(String, String)>,
+    body: Body,
+) -> Result<Response, ApiError> {
     let request: PollRequest = parse_json(&read_body(body, GROUP_REQUEST_BYTES_MAX).await?)?;
     if request.max_events == 0 || request.max_events > FETCH_EVENTS_MAX {
         return Err(Error::invalid(codes::INVALID_PARAMETER, format!("max_events must be 1 to {FETCH_EVENTS_MAX}"))
@@ -68,6 +75,8 @@ pub async fn poll(State(state): State<AppState>, Path((name, group)): Path<(Stri
         Some(_) => return Err(Error::invalid(codes::INVALID_PARAMETER, "from must be earliest or latest").with_path("/from").into()),
     };
     let stream = state.broker.stream(&name)?;
+    state.broker.authorize(&caller, AuthzAction::Consume, &AuthzResource::Stream(name.clone())).await?;
+    let masker = state.broker.guard().masker(&caller, &state.broker, &name);
     let session_timeout_ms = request.session_timeout_ms.unwrap_or(SESSION_TIMEOUT_MS_DEFAULT);
     let mut deadline = tokio::time::Instant::now() + Duration::from_millis(request.wait_ms);
     let mut changes = stream.subscribe();
@@ -93,7 +102,7 @@ pub async fn poll(State(state): State<AppState>, Path((name, group)): Path<(Stri
                 break;
             }
             let (n_written, next_offset) =
-                write_events(&state, &stream, partition, position, request.max_events - n_events, &mut out).await?;
+                write_events(&state, &stream, partition, position, request.max_events - n_events, masker.as_ref(), &mut out).await?;
             n_events += n_written;
             if n_written > 0 {
                 advanced.push((partition, next_offset));
@@ -116,9 +125,15 @@ pub async fn poll(State(state): State<AppState>, Path((name, group)): Path<(Stri
     }
 }
 
-pub async fn commit(State(state): State<AppState>, Path((name, group)): Path<(String, String)>, body: Body) -> Result<Response, ApiError> {
+pub async fn commit(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path((name, group)): Path<(String, String)>,
+    body: Body,
+) -> Result<Response, ApiError> {
     let request: CommitRequest = parse_json(&read_body(body, GROUP_REQUEST_BYTES_MAX).await?)?;
     let stream = state.broker.stream(&name)?;
+    state.broker.authorize(&caller, AuthzAction::Consume, &AuthzResource::Stream(name.clone())).await?;
     let mut offsets = Vec::with_capacity(request.offsets.len());
     for (partition, &offset) in &request.offsets {
         let partition: u32 = partition.parse().map_err(|_| {
@@ -139,8 +154,13 @@ pub async fn commit(State(state): State<AppState>, Path((name, group)): Path<(St
     Ok(axum::Json(serde_json::json!({ "member": request.member, "committed": request.offsets })).into_response())
 }
 
-pub async fn describe(State(state): State<AppState>, Path((name, group)): Path<(String, String)>) -> Result<Response, ApiError> {
+pub async fn describe(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path((name, group)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
     let stream = state.broker.stream(&name)?;
+    state.broker.authorize(&caller, AuthzAction::Consume, &AuthzResource::Stream(name.clone())).await?;
     let description = state.broker.groups().describe(&group, &stream)?;
     let members: Vec<_> = description
         .members
@@ -166,9 +186,11 @@ pub async fn describe(State(state): State<AppState>, Path((name, group)): Path<(
 
 pub async fn leave(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path((name, group, member)): Path<(String, String, String)>,
 ) -> Result<Response, ApiError> {
     state.broker.stream(&name)?;
+    state.broker.authorize(&caller, AuthzAction::Consume, &AuthzResource::Stream(name.clone())).await?;
     if state.broker.groups().leave(&group, &member) {
         Ok(axum::http::StatusCode::NO_CONTENT.into_response())
     } else {

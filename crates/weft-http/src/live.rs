@@ -9,10 +9,12 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::Extension;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use weft_core::cloudevent::parse_rfc3339_ms;
+use weft_core::guard::{AuthzAction, AuthzResource, Caller, Masker};
 use weft_core::{Error, Stream};
 
 use crate::api_error::ApiError;
@@ -25,12 +27,15 @@ const LIVE_ROUND_EVENTS_MAX: usize = 500;
 
 pub async fn live(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
 ) -> Result<Sse<impl futures_util::Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let params = QueryParams::parse(raw.as_deref(), &["from", "partition"])?;
     let stream = state.broker.stream(&name)?;
+    state.broker.authorize(&caller, AuthzAction::Consume, &AuthzResource::Stream(name.clone())).await?;
+    let masker = state.broker.guard().masker(&caller, &state.broker, &name);
     let partitions: Vec<u32> = match params.u64("partition", u32::MAX as u64)? {
         Some(partition) => {
             stream.partition(partition as u32)?;
@@ -62,7 +67,7 @@ pub async fn live(
         positions.push((partition, position.clamp(stats.log_start_offset, stats.visible_next_offset)));
     }
     let (sender, receiver) = tokio::sync::mpsc::channel::<Event>(LIVE_BUFFER_EVENTS_MAX);
-    tokio::spawn(tail(state, stream, positions, sender));
+    tokio::spawn(tail(state, stream, positions, masker, sender));
     let events =
         futures_util::stream::unfold(receiver, |mut receiver| async move { receiver.recv().await.map(|event| (Ok(event), receiver)) });
     Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
@@ -79,7 +84,13 @@ async fn event_time(state: &AppState, stream: &Arc<Stream>, partition: u32, offs
 }
 
 /// Follows the partitions until the client goes away (the channel closes).
-async fn tail(state: AppState, stream: Arc<Stream>, mut positions: Vec<(u32, u64)>, sender: tokio::sync::mpsc::Sender<Event>) {
+async fn tail(
+    state: AppState,
+    stream: Arc<Stream>,
+    mut positions: Vec<(u32, u64)>,
+    masker: Option<Masker>,
+    sender: tokio::sync::mpsc::Sender<Event>,
+) {
     let mut changes = stream.subscribe();
     loop {
         changes.borrow_and_update();
@@ -95,7 +106,7 @@ async fn tail(state: AppState, stream: Arc<Stream>, mut positions: Vec<(u32, u64
             let Ok(records) = fetched.records(LIVE_ROUND_EVENTS_MAX) else { return };
             for record in &records {
                 let mut data = Vec::with_capacity(512);
-                write_envelope(&mut data, stream.name(), *partition, record);
+                write_envelope(&mut data, stream.name(), *partition, record, masker.as_ref());
                 let event = Event::default().id(format!("{partition}:{}", record.offset)).data(String::from_utf8_lossy(&data));
                 if sender.send(event).await.is_err() {
                     return;

@@ -11,11 +11,13 @@
 //! Batch modes answer 200 with one result per event; single-event modes answer 4xx when
 //! their event is rejected, with the same body shape plus an `error` member.
 
+use axum::Extension;
 use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use weft_core::cloudevent::{SPEC_VERSION, format_rfc3339_ms};
+use weft_core::guard::{AuthzAction, AuthzResource, Caller, is_system_stream};
 use weft_core::{CloudEvent, Error, Incoming, Kind, ProduceContext, ProduceOutcome};
 
 use crate::api_error::{ApiError, error_json, status_for};
@@ -70,6 +72,7 @@ fn mode_of(headers: &HeaderMap) -> Result<(Mode, Option<String>), Error> {
 
 pub async fn produce(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
@@ -80,6 +83,15 @@ pub async fn produce(
     let body = read_body(body, REQUEST_BODY_BYTES_MAX).await?;
     let params = QueryParams::parse(raw.as_deref(), &["type", "source", "subject"])?;
     let stream = state.broker.stream(&name)?;
+    if is_system_stream(&name) {
+        return Err(Error::new(
+            Kind::Forbidden,
+            weft_core::guard::codes::STREAM_SYSTEM,
+            format!("{name} is written by Weft itself; clients cannot produce to it"),
+        )
+        .into());
+    }
+    state.broker.authorize(&caller, AuthzAction::Produce, &AuthzResource::Stream(name.clone())).await?;
     let (mode, content_type) = mode_of(&headers)?;
     let events: Vec<Incoming> = match mode {
         Mode::Structured => vec![incoming(CloudEvent::from_json(&body), &body)],
@@ -117,7 +129,7 @@ pub async fn produce(
         )
         .into());
     }
-    let context = ProduceContext { producer: producer_of(&headers) };
+    let context = ProduceContext { producer: caller.principal.clone() };
     let outcome = state.broker.produce(&stream, events, &context).await;
     Ok(respond(&outcome, mode.is_batch()))
 }
@@ -137,13 +149,6 @@ fn incoming(parsed: Result<CloudEvent, Error>, raw: &[u8]) -> Incoming {
         Ok(event) => Incoming::Event(event),
         Err(error) => Incoming::Unparsed { error, raw: raw.to_vec() },
     }
-}
-
-/// Who produced, as far as the HTTP edge knows (the authenticated principal once
-/// authentication exists; until then the client's own `user-agent`).
-fn producer_of(headers: &HeaderMap) -> String {
-    let agent = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("unknown");
-    format!("anonymous ({})", weft_core::stream::truncate_for_message(agent))
 }
 
 fn trim_line(line: &[u8]) -> &[u8] {

@@ -5,10 +5,21 @@ use base64::Engine as _;
 use weft_core::Stream;
 use weft_core::cloudevent::{format_rfc3339_ms, render_record_json, write_json_string};
 use weft_core::duration::format_duration_ms;
+use weft_core::guard::Masker;
 use weft_log::batch::Record;
 
 /// `{"partition":..,"offset":..,"key":..,"timestamp":..,"event":{CloudEvent}}`
-pub fn write_envelope(out: &mut Vec<u8>, stream: &str, partition: u32, record: &Record<'_>) {
+/// With a `masker`, classified fields of the data are replaced by their keyed hashes.
+pub fn write_envelope(out: &mut Vec<u8>, stream: &str, partition: u32, record: &Record<'_>, masker: Option<&Masker>) {
+    let masked_value = masker.and_then(|m| record.value.map(|v| m.mask(v)));
+    let masked_record;
+    let record = match &masked_value {
+        Some(value) => {
+            masked_record = Record { value: Some(value.as_slice()), ..record.clone() };
+            &masked_record
+        }
+        None => record,
+    };
     out.extend_from_slice(b"{\"partition\":");
     out.extend_from_slice(partition.to_string().as_bytes());
     out.extend_from_slice(b",\"offset\":");

@@ -1,5 +1,6 @@
 //! Stream endpoints: create, list, show, and fetch by offset or time.
 
+use axum::Extension;
 use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{StatusCode, header};
@@ -8,7 +9,9 @@ use serde::Deserialize;
 use weft_core::broker::FETCH_EVENTS_MAX;
 use weft_core::cloudevent::parse_rfc3339_ms;
 use weft_core::duration::parse_duration_ms;
+use weft_core::guard::{AuthzAction, AuthzResource, Caller, Masker, is_system_stream};
 use weft_core::{Error, StreamConfig};
+use weft_governance::audit::AuditDecision;
 
 use crate::api_error::ApiError;
 use crate::query::{QueryParams, parse_json, read_body};
@@ -67,30 +70,55 @@ impl CreateStreamRequest {
 
 const STREAM_CONFIG_BYTES_MAX: usize = 64 * 1024;
 
-pub async fn create(State(state): State<AppState>, body: Body) -> Result<Response, ApiError> {
+pub async fn create(State(state): State<AppState>, Extension(caller): Extension<Caller>, body: Body) -> Result<Response, ApiError> {
     let bytes = read_body(body, STREAM_CONFIG_BYTES_MAX).await?;
     let request: CreateStreamRequest = parse_json(&bytes)?;
     let config = request.into_config()?;
+    // Streams outside data products are the platform's: creating one takes `admin`.
+    state.broker.authorize(&caller, AuthzAction::Admin, &AuthzResource::mesh()).await?;
+    let audited = format!("stream:{}", config.name);
     let broker = state.broker.clone();
     let stream =
         tokio::task::spawn_blocking(move || broker.create_stream(config)).await.map_err(|error| Error::internal(error.to_string()))??;
+    state.broker.audit(Some(&caller), "stream.create", &audited, AuditDecision::Allow, None, None).await;
     Ok((StatusCode::CREATED, axum::Json(stream_json(&stream))).into_response())
 }
 
-pub async fn list(State(state): State<AppState>) -> axum::Json<serde_json::Value> {
-    let streams: Vec<_> = state.broker.streams().iter().map(|stream| stream_json(stream)).collect();
+pub async fn list(State(state): State<AppState>, Extension(caller): Extension<Caller>) -> axum::Json<serde_json::Value> {
+    let guard = state.broker.guard();
+    // Weft's own streams (the audit log) are read through their own endpoints.
+    let streams: Vec<_> = state
+        .broker
+        .streams()
+        .iter()
+        .filter(|stream| !is_system_stream(stream.name()))
+        .filter(|stream| guard.check(&caller, AuthzAction::ReadCatalog, &AuthzResource::Stream(stream.name().to_string())).is_ok())
+        .map(|stream| stream_json(stream))
+        .collect();
     axum::Json(serde_json::json!({ "streams": streams }))
 }
 
-pub async fn show(State(state): State<AppState>, Path(name): Path<String>) -> Result<axum::Json<serde_json::Value>, ApiError> {
+pub async fn show(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(name): Path<String>,
+) -> Result<axum::Json<serde_json::Value>, ApiError> {
     let stream = state.broker.stream(&name)?;
+    state.broker.authorize(&caller, AuthzAction::ReadCatalog, &AuthzResource::Stream(name.clone())).await?;
     Ok(axum::Json(stream_json(&stream)))
 }
 
 /// `GET /api/v1/streams/{name}/events?partition=0&offset=0&limit=500` or `&from_time=<RFC 3339>`.
-pub async fn fetch(State(state): State<AppState>, Path(name): Path<String>, RawQuery(raw): RawQuery) -> Result<Response, ApiError> {
+pub async fn fetch(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(name): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
     let params = QueryParams::parse(raw.as_deref(), &["partition", "offset", "from_time", "limit"])?;
     let stream = state.broker.stream(&name)?;
+    state.broker.authorize(&caller, AuthzAction::Consume, &AuthzResource::Stream(name.clone())).await?;
+    let masker = state.broker.guard().masker(&caller, &state.broker, &name);
     let partition = params.u64("partition", u32::MAX as u64)?.unwrap_or(0) as u32;
     let limit = params.u64("limit", FETCH_EVENTS_MAX as u64)?.unwrap_or(500).max(1) as usize;
     let log_stats = stream.partition(partition)?.stats();
@@ -108,7 +136,7 @@ pub async fn fetch(State(state): State<AppState>, Path(name): Path<String>, RawQ
     };
     let mut out = Vec::with_capacity(limit.min(1_000) * 512);
     out.extend_from_slice(b"{\"events\":[");
-    let (n_events, next_offset) = write_events(&state, &stream, partition, offset, limit, &mut out).await?;
+    let (n_events, next_offset) = write_events(&state, &stream, partition, offset, limit, masker.as_ref(), &mut out).await?;
     let _ = n_events;
     out.extend_from_slice(
         format!(
@@ -129,6 +157,7 @@ pub async fn write_events(
     partition: u32,
     offset: u64,
     limit: usize,
+    masker: Option<&Masker>,
     out: &mut Vec<u8>,
 ) -> Result<(usize, u64), Error> {
     let mut next_offset = offset;
@@ -143,7 +172,7 @@ pub async fn write_events(
             if out.last() == Some(&b'}') {
                 out.push(b',');
             }
-            write_envelope(out, stream.name(), partition, record);
+            write_envelope(out, stream.name(), partition, record, masker);
             n_events += 1;
         }
         next_offset = last_offset + 1;

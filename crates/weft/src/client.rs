@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use std::cell::RefCell;
+
 use anyhow::anyhow;
 use serde_json::Value;
 
@@ -12,9 +14,18 @@ pub struct Client {
 }
 
 impl Client {
-    pub fn new(base: &str) -> Self {
-        let agent = ureq::AgentBuilder::new().timeout_connect(Duration::from_secs(5)).timeout_read(Duration::from_secs(60)).build();
-        Self { base: base.trim_end_matches('/').to_string(), agent }
+    /// `token` comes from `--token`/`WEFT_TOKEN`; without one, a client talking to a server on
+    /// this machine uses the admin token the server wrote to `<data-dir>/admin.token`.
+    pub fn new(base: &str, token: Option<String>) -> Self {
+        let agent = ureq::AgentBuilder::new()
+            .timeout_connect(Duration::from_secs(5))
+            .timeout_read(Duration::from_secs(60))
+            .middleware(AuthHeader)
+            .build();
+        let base = base.trim_end_matches('/').to_string();
+        let token = token.filter(|t| !t.is_empty()).or_else(|| local_admin_token(&base));
+        TOKEN.with(|cell| *cell.borrow_mut() = token);
+        Self { base, agent }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -23,6 +34,10 @@ impl Client {
 
     pub fn get(&self, path: &str) -> anyhow::Result<Value> {
         self.handle(self.agent.get(&self.url(path)).call())
+    }
+
+    pub fn delete(&self, path: &str) -> anyhow::Result<Value> {
+        self.handle(self.agent.delete(&self.url(path)).call())
     }
 
     pub fn post_json(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
@@ -59,4 +74,32 @@ impl Client {
             Err(ureq::Error::Transport(transport)) => Err(anyhow!("cannot reach the Weft server at {}: {transport}", self.base)),
         }
     }
+}
+
+thread_local! {
+    static TOKEN: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
+/// Adds `Authorization: Bearer <token>` to every request the CLI sends.
+struct AuthHeader;
+
+impl ureq::Middleware for AuthHeader {
+    fn handle(&self, request: ureq::Request, next: ureq::MiddlewareNext) -> Result<ureq::Response, ureq::Error> {
+        let token = TOKEN.with(|cell| cell.borrow().clone());
+        match token {
+            Some(token) => next.handle(request.set("authorization", &format!("Bearer {token}"))),
+            None => next.handle(request),
+        }
+    }
+}
+
+/// The admin token of a server on this machine, from `$WEFT_DATA_DIR/admin.token` or
+/// `./weft-data/admin.token`.
+fn local_admin_token(base: &str) -> Option<String> {
+    let host = base.split("://").nth(1)?.split(['/', ':']).next()?;
+    if !matches!(host, "127.0.0.1" | "localhost" | "[::1]") {
+        return None;
+    }
+    let data_dir = std::env::var("WEFT_DATA_DIR").unwrap_or_else(|_| "./weft-data".to_string());
+    std::fs::read_to_string(std::path::Path::new(&data_dir).join("admin.token")).ok().map(|t| t.trim().to_string())
 }

@@ -17,6 +17,9 @@ struct Cli {
     /// Base URL of the Weft server the client commands talk to.
     #[arg(long, global = true, env = "WEFT_SERVER", default_value = "http://127.0.0.1:8080")]
     server: String,
+    /// Token to authenticate with (default: the local server's admin token, if readable).
+    #[arg(long, global = true, env = "WEFT_TOKEN", hide_env_values = true)]
+    token: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -43,11 +46,23 @@ enum Command {
     /// Work with contract files locally.
     #[command(subcommand)]
     Contract(cli::contract::ContractCommand),
+    /// Manage principals.
+    #[command(subcommand)]
+    Principal(cli::governance::PrincipalCommand),
+    /// Create, list and revoke tokens.
+    #[command(subcommand)]
+    Token(cli::governance::TokenCommand),
+    /// The Cedar schema, and why a request is allowed or denied.
+    #[command(subcommand)]
+    Authz(cli::governance::AuthzCommand),
+    /// Verify and search the tamper-evident audit log.
+    #[command(subcommand)]
+    Audit(cli::governance::AuditCommand),
 }
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    let client = client::Client::new(&cli.server);
+    let client = client::Client::new(&cli.server, cli.token.clone());
     let result = match cli.command {
         Command::Serve(args) => serve::run(args),
         Command::Streams(command) => cli::streams::run(&client, command),
@@ -57,6 +72,10 @@ fn main() -> std::process::ExitCode {
         Command::Products(command) => cli::products::run(&client, command),
         Command::Dlq(command) => cli::dlq::run(&client, command),
         Command::Contract(command) => cli::contract::run(command),
+        Command::Principal(command) => cli::governance::principal(&client, command),
+        Command::Token(command) => cli::governance::token(&client, command),
+        Command::Authz(command) => cli::governance::authz(&client, command),
+        Command::Audit(command) => cli::governance::audit(&client, command),
     };
     match result {
         Ok(code) => code,

@@ -27,6 +27,10 @@ pub struct ServeArgs {
     /// defaults to the Kafka listener's address.
     #[arg(long, env = "WEFT_KAFKA_ADVERTISED", value_name = "HOST:PORT")]
     kafka_advertised: Option<String>,
+    /// `on` (default): every request must authenticate. `off` treats every caller as admin;
+    /// only for local benchmarks on loopback.
+    #[arg(long, env = "WEFT_AUTH", default_value = "on", value_parser = ["on", "off"])]
+    auth: String,
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
@@ -48,6 +52,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .await?
         .map_err(|error| anyhow::anyhow!("{error}"))
         .with_context(|| format!("opening data directory {}", args.data_dir.display()))?;
+    if args.auth == "off" {
+        tracing::warn!("authentication and authorization are OFF (--auth off): every caller is treated as admin");
+        broker.guard().disable();
+    }
     broker.spawn_background_tasks();
     let registry_path = args.data_dir.join("registry.redb");
     let registry = tokio::task::spawn_blocking(move || weft_registry::Registry::open(&registry_path))

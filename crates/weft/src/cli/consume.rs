@@ -133,6 +133,6 @@ fn consume_group(client: &Client, args: &ConsumeArgs, group: &str, max: u64, out
         }
     }
     // Leave so the group rebalances at once rather than after the session timeout.
-    let _ = ureq::delete(&client.url(&format!("{group_path}/members/{}", super::segment(&member)))).call();
+    let _ = client.delete(&format!("{group_path}/members/{}", super::segment(&member)));
     Ok(())
 }

@@ -4,6 +4,7 @@ pub mod apply;
 pub mod consume;
 pub mod contract;
 pub mod dlq;
+pub mod governance;
 pub mod produce;
 pub mod products;
 pub mod streams;

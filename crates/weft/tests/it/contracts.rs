@@ -127,7 +127,7 @@ fn invalid_events_are_refused_with_reasons_and_kept_as_dead_letters() {
     let letters = server.get("/api/v1/streams/shop.orders.v1/dead-letters?list=true").body;
     let first = &letters["streams"][0]["dead_letters"][0];
     assert_eq!(first["contract"], json!({ "id": "urn:test:orders", "version": "1.0.0" }));
-    assert!(first["producer"].as_str().unwrap().starts_with("anonymous"));
+    assert_eq!(first["producer"], "admin", "the dead letter names the authenticated producer");
     assert!(first["rejected_at"].as_str().unwrap().ends_with('Z'));
 }
 

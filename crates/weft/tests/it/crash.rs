@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::server::{Server, agent, positions_of, reply_of, wait_for};
+use crate::server::{Server, positions_of, reply_of, wait_for};
 
 const N_PRODUCERS: usize = 4;
 const N_PARTITIONS: u32 = 8;
@@ -29,8 +29,13 @@ fn uid(producer_idx: usize, request_idx: usize, event_idx: usize) -> String {
 }
 
 /// Sends NDJSON requests until the server stops answering (it is killed) or `stop` is set.
-fn produce_until_killed(base_url: String, producer_idx: usize, acked: Arc<AtomicUsize>, stop: Arc<AtomicBool>) -> Vec<SentRequest> {
-    let agent = agent();
+fn produce_until_killed(
+    agent: ureq::Agent,
+    base_url: String,
+    producer_idx: usize,
+    acked: Arc<AtomicUsize>,
+    stop: Arc<AtomicBool>,
+) -> Vec<SentRequest> {
     let mut sent = Vec::new();
     for request_idx in 0..REQUESTS_PER_PRODUCER_MAX {
         if stop.load(Ordering::SeqCst) {
@@ -72,7 +77,8 @@ fn acked_events_survive_kill_9_exactly_once() {
     let producers: Vec<_> = (0..N_PRODUCERS)
         .map(|producer_idx| {
             let (base_url, acked, stop) = (server.base_url().to_string(), Arc::clone(&acked), Arc::clone(&stop));
-            thread::spawn(move || produce_until_killed(base_url, producer_idx, acked, stop))
+            let agent = server.agent().clone();
+            thread::spawn(move || produce_until_killed(agent, base_url, producer_idx, acked, stop))
         })
         .collect();
     wait_for(Duration::from_secs(60), "acknowledged produce requests", || {

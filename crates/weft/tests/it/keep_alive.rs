@@ -50,7 +50,8 @@ fn a_request_refused_before_its_body_was_read_does_not_break_the_connection() {
     let mut reader = BufReader::new(stream);
     let body = br#"{"a":1}"#;
     let head = format!(
-        "POST /api/v1/streams/s/events HTTP/1.1\r\nhost: {address}\r\ncontent-type: text/plain\r\ncontent-length: {}\r\n\r\n",
+        "POST /api/v1/streams/s/events HTTP/1.1\r\nhost: {address}\r\nauthorization: Bearer {}\r\ncontent-type: text/plain\r\ncontent-length: {}\r\n\r\n",
+        server.admin_token(),
         body.len()
     );
     writer.write_all(head.as_bytes()).and_then(|()| writer.write_all(body)).expect("sending the request");

@@ -27,7 +27,7 @@ impl LiveTail {
     /// position is fixed).
     pub fn connect(server: &Server, path_and_query: &str, last_event_id: Option<&str>) -> Self {
         let agent = ureq::AgentBuilder::new().timeout_connect(Duration::from_secs(5)).timeout_read(Duration::from_secs(2)).build();
-        let mut request = agent.get(&server.url(path_and_query));
+        let mut request = agent.get(&server.url(path_and_query)).set("authorization", &format!("Bearer {}", server.admin_token()));
         if let Some(id) = last_event_id {
             request = request.set("last-event-id", id);
         }

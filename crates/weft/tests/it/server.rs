@@ -97,13 +97,36 @@ pub fn reply_of(result: Result<ureq::Response, ureq::Error>) -> Result<Reply, St
 
 /// An HTTP client with one connection per request: the server closes a kept-alive connection after refusing a
 /// request whose body it did not read (see `keep_alive.rs`), and tests other than that one should not trip on it.
-pub fn agent() -> ureq::Agent {
+pub fn agent(token: &TokenSlot) -> ureq::Agent {
     ureq::AgentBuilder::new()
         .timeout_connect(Duration::from_secs(5))
         .timeout_read(Duration::from_secs(30))
         .max_idle_connections(0)
         .max_idle_connections_per_host(0)
+        .middleware(AdminToken(token.clone()))
         .build()
+}
+
+/// The admin token of a test server (read from `<data-dir>/admin.token` once it is ready).
+#[derive(Clone, Default)]
+pub struct TokenSlot(std::sync::Arc<std::sync::Mutex<Option<String>>>);
+
+impl TokenSlot {
+    pub fn get(&self) -> Option<String> {
+        self.0.lock().expect("token slot").clone()
+    }
+}
+
+/// Sends the admin token with every request that does not carry its own `authorization`.
+struct AdminToken(TokenSlot);
+
+impl ureq::Middleware for AdminToken {
+    fn handle(&self, request: ureq::Request, next: ureq::MiddlewareNext) -> Result<ureq::Response, ureq::Error> {
+        match (request.header("authorization"), self.0.get()) {
+            (None, Some(token)) => next.handle(request.set("authorization", &format!("Bearer {token}"))),
+            _ => next.handle(request),
+        }
+    }
 }
 
 /// A running (or stopped) `weft serve` with its own temporary data directory.
@@ -112,6 +135,7 @@ pub struct Server {
     child: Option<Child>,
     base_url: String,
     agent: ureq::Agent,
+    token: TokenSlot,
 }
 
 impl Server {
@@ -119,7 +143,8 @@ impl Server {
     pub fn start() -> Self {
         let root = tempfile::Builder::new().prefix("weft-it-").tempdir().expect("creating a temporary directory");
         std::fs::create_dir(root.path().join("data")).expect("creating the data directory");
-        let mut server = Self { root, child: None, base_url: String::new(), agent: agent() };
+        let token = TokenSlot::default();
+        let mut server = Self { root, child: None, base_url: String::new(), agent: agent(&token), token };
         server.start_again();
         server
     }
@@ -186,6 +211,8 @@ impl Server {
                 return Err(exit);
             }
             if probe.get(&self.url("/healthz")).call().is_ok_and(|response| response.status() == 200) {
+                let token = std::fs::read_to_string(self.data_dir().join("admin.token")).expect("the server wrote its admin token");
+                *self.token.0.lock().expect("token slot") = Some(token.trim().to_string());
                 return Ok(());
             }
             assert!(Instant::now() < deadline, "weft serve did not answer /healthz within {STARTUP_TIMEOUT:?}; log:\n{}", self.log());
@@ -224,6 +251,11 @@ impl Server {
     pub fn restart_after_kill_9(&mut self) {
         self.kill_9();
         self.start_again();
+    }
+
+    /// The admin token the server created on first start.
+    pub fn admin_token(&self) -> String {
+        self.token.get().expect("the server has started")
     }
 
     pub fn agent(&self) -> &ureq::Agent {
@@ -332,6 +364,7 @@ impl Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_weft"))
             .args(["--server", &self.base_url])
             .args(args)
+            .env("WEFT_TOKEN", self.token.get().unwrap_or_default())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -61,8 +61,9 @@ fn sigterm_exits_promptly_with_a_long_poll_open() {
     let mut server = Server::start();
     server.create_stream("feed", 1, "never");
     let url = server.url("/api/v1/streams/feed/groups/g/poll");
+    let agent = server.agent().clone();
     let poller = std::thread::spawn(move || {
-        let _ = crate::server::agent().post(&url).send_json(json!({ "member": "m", "wait_ms": 30_000, "from": "latest" }));
+        let _ = agent.post(&url).send_json(json!({ "member": "m", "wait_ms": 30_000, "from": "latest" }));
     });
     // The long-poll has joined the group once describe knows the group.
     crate::server::wait_for(Duration::from_secs(10), "the long-poll to join the group", || {

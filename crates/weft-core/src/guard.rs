@@ -1,0 +1,306 @@
+//! The guard: authentication, authorization, masking and the audit log, applied by every edge
+//! through the broker so HTTP and Kafka enforce exactly the same rules.
+//!
+//! It owns the identity store (`<data-dir>/governance.redb`), the Cedar authorizer rebuilt from
+//! the applied mesh whenever it changes, the server secret behind masking, and the audit chain
+//! appended to the system stream `_weft.audit` (head kept in `<data-dir>/audit.head`).
+//!
+//! Audited: every authentication failure, every authorization denial, and every allowed write
+//! or admin action (apply, stream creation, principal and token management, dead-letter
+//! replay). Individual produce and consume requests that are allowed are not audited; they are
+//! counted in the catalog's metrics instead.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use weft_contract::CompiledContract;
+use weft_governance::audit::{AUDIT_STREAM, AuditChain, AuditDecision, AuditRecord, write_head};
+use weft_governance::authz::{
+    Action, Authorizer, DomainEntity, Mesh, PolicyScope, PolicySource, PrincipalEntity, ProductEntity, Resource, SharedAuthorizer,
+    StreamEntity,
+};
+use weft_governance::identity::{Credentials, IdentityStore, Principal};
+use weft_governance::masking::{ServerSecret, is_masked_classification, mask_bytes};
+
+use crate::broker::Broker;
+use crate::error::{Error, Kind};
+use crate::mesh::{MeshState, topic_streams};
+use crate::stream::{DEAD_LETTER_SUFFIX, StreamConfig};
+
+pub use weft_governance::authz::{Action as AuthzAction, Resource as AuthzResource};
+
+/// Codes for the guard's failures (the governance crate defines the rest).
+pub mod codes {
+    pub use weft_governance::codes::*;
+    pub const STREAM_SYSTEM: &str = "stream.system";
+}
+
+/// Who is calling and from where: what every edge hands the guard.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    pub principal: String,
+    /// `http 127.0.0.1:5000` or `kafka 127.0.0.1:5000`.
+    pub source: String,
+}
+
+/// The masking a viewer gets on one stream: the JSON pointers to hide and the product's key.
+pub struct Masker {
+    pointers: Vec<String>,
+    key: Vec<u8>,
+}
+
+impl Masker {
+    /// The data with every classified field replaced by its keyed hash.
+    pub fn mask(&self, data: &[u8]) -> Vec<u8> {
+        mask_bytes(data, &self.pointers, &self.key)
+    }
+}
+
+pub struct Guard {
+    enabled: AtomicBool,
+    identity: IdentityStore,
+    authorizer: SharedAuthorizer,
+    secret: ServerSecret,
+    audit: tokio::sync::Mutex<Option<AuditChain>>,
+}
+
+fn internal(error: impl std::fmt::Display) -> Error {
+    Error::internal(error.to_string())
+}
+
+/// Is this one of Weft's own streams (audit log), which no client may write?
+pub fn is_system_stream(name: &str) -> bool {
+    name.starts_with("_weft.")
+}
+
+impl Guard {
+    /// Opens the identity store and secret; creates the admin principal and its token file on
+    /// first start (returned so the caller can say where it is).
+    pub(crate) fn open(data_dir: &Path) -> Result<(Self, Option<std::path::PathBuf>), Error> {
+        let identity = IdentityStore::open_in(data_dir).map_err(internal)?;
+        let admin_token = identity.bootstrap_admin(data_dir, SystemTime::now()).map_err(internal)?;
+        let secret = ServerSecret::load_or_create(data_dir).map_err(internal)?;
+        let authorizer = Authorizer::new(&[], &Mesh::default()).map_err(internal)?;
+        let guard = Self {
+            enabled: AtomicBool::new(true),
+            identity,
+            authorizer: SharedAuthorizer::new(authorizer),
+            secret,
+            audit: tokio::sync::Mutex::new(None),
+        };
+        Ok((guard, admin_token))
+    }
+
+    pub fn is_enabled(&self) -> bool {
+        self.enabled.load(Ordering::Relaxed)
+    }
+
+    /// Turns authentication and authorization off (`weft serve --auth off`, for local
+    /// benchmarks only): every caller is then treated as `admin`.
+    pub fn disable(&self) {
+        self.enabled.store(false, Ordering::Relaxed);
+    }
+
+    pub fn identity(&self) -> &IdentityStore {
+        &self.identity
+    }
+
+    pub fn authorizer(&self) -> Arc<Authorizer> {
+        self.authorizer.current()
+    }
+
+    /// Rebuilds the authorizer from the applied mesh, its streams and the known principals.
+    pub(crate) fn rebuild(&self, state: &MeshState) -> Result<(), Error> {
+        let principals = self.identity.list_principals().map_err(internal)?;
+        let authorizer = Authorizer::new(&policy_sources(state), &authz_mesh(state, &principals)).map_err(internal)?;
+        self.authorizer.replace(authorizer);
+        Ok(())
+    }
+
+    /// Checks credentials; `None` credentials means none were presented.
+    pub fn authenticate(&self, credentials: Result<Credentials, weft_governance::identity::AuthError>) -> Result<String, Error> {
+        if !self.is_enabled() {
+            return Ok(weft_governance::identity::ADMIN_PRINCIPAL.to_string());
+        }
+        let principal: Result<Principal, _> =
+            credentials.and_then(|credentials| self.identity.authenticate(&credentials, SystemTime::now()));
+        principal.map(|p| p.name).map_err(|error| {
+            let kind = if error.is_client_error() { Kind::Unauthenticated } else { Kind::Unavailable };
+            Error::new(kind, error.code(), error.to_string())
+        })
+    }
+
+    /// Is `caller` allowed `action` on `resource`? The error names the action and resource only.
+    pub fn check(&self, caller: &Caller, action: Action, resource: &Resource) -> Result<(), Error> {
+        if !self.is_enabled() {
+            return Ok(());
+        }
+        let decision = self.authorizer.current().is_authorized(&caller.principal, action, resource);
+        decision.check(action, resource).map_err(|denied| Error::new(Kind::Forbidden, denied.code(), denied.to_string()))
+    }
+
+    /// The masking `caller` gets when reading `stream`, or `None` if it may see everything.
+    pub fn masker(&self, caller: &Caller, broker: &Broker, stream: &str) -> Option<Masker> {
+        let base = stream.strip_suffix(DEAD_LETTER_SUFFIX).unwrap_or(stream);
+        let governance = broker.stream(base).ok()?.governance()?;
+        let pointers: Vec<String> = governance
+            .compiled
+            .classified_properties()
+            .iter()
+            .filter(|c| is_masked_classification(&c.classification))
+            .map(|c| c.pointer.clone())
+            .collect();
+        if pointers.is_empty() || self.check(caller, Action::Unmask, &Resource::Stream(base.to_string())).is_ok() {
+            return None;
+        }
+        let product =
+            broker.mesh.read().unwrap_or_else(|p| p.into_inner()).product_of_contract(&governance.contract_id).map(|p| p.id.clone());
+        let key = self.secret.product_key(product.as_deref().unwrap_or(base)).as_bytes().to_vec();
+        Some(Masker { pointers, key })
+    }
+}
+
+/// Policy resources as the authorizer takes them.
+fn policy_sources(state: &MeshState) -> Vec<PolicySource> {
+    state
+        .policies
+        .values()
+        .map(|policy| PolicySource {
+            name: policy.name.clone(),
+            scope: match &policy.domain {
+                Some(domain) if matches!(policy.scope, weft_contract::PolicyScope::Domain) => PolicyScope::Domain(domain.clone()),
+                _ => PolicyScope::Global,
+            },
+            text: policy.policies.clone(),
+        })
+        .collect()
+}
+
+/// The entity data Cedar decides on: domains with owners and team, products under domains,
+/// streams (and their dead-letter streams) under products with their classifications.
+pub fn authz_mesh(state: &MeshState, principals: &[Principal]) -> Mesh {
+    let domains = state
+        .domains
+        .values()
+        .map(|domain| DomainEntity {
+            name: domain.name.clone(),
+            owners: domain.owners.clone(),
+            team: domain.team.as_ref().map(|t| t.members().iter().map(|m| m.username.clone()).collect()).unwrap_or_default(),
+        })
+        .collect();
+    let mut products = Vec::new();
+    let mut streams = Vec::new();
+    for product in state.products.values() {
+        if let Some(domain) = &product.domain {
+            products.push(ProductEntity { id: product.id.clone(), domain: domain.clone() });
+        }
+        for contract_id in product.output_ports.iter().filter_map(|port| port.contract_id.as_deref()) {
+            let Some(contract) = state.contract(contract_id) else { continue };
+            let classifications: Vec<String> = CompiledContract::compile_topics(contract)
+                .map(|topics| {
+                    topics.iter().flat_map(|t| t.classified_properties().iter().map(|c| c.classification.to_ascii_lowercase())).collect()
+                })
+                .unwrap_or_default();
+            for stream in topic_streams(contract) {
+                for name in [format!("{stream}{DEAD_LETTER_SUFFIX}"), stream] {
+                    streams.push(StreamEntity { name, product: Some(product.id.clone()), classifications: classifications.clone() });
+                }
+            }
+        }
+    }
+    let principals = principals.iter().map(|p| PrincipalEntity { name: p.name.clone(), domains: p.domains.clone() }).collect();
+    Mesh { domains, products, streams, principals }
+}
+
+fn now_ms(time: SystemTime) -> u64 {
+    time.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO).as_millis() as u64
+}
+
+impl Broker {
+    /// Appends one entry to the audit log (`_weft.audit`) and moves the stored chain head.
+    /// Failures are logged, never returned: auditing must not turn a refusal into a crash.
+    pub async fn audit(
+        &self,
+        caller: Option<&Caller>,
+        action: &str,
+        resource: &str,
+        decision: AuditDecision,
+        code: Option<&str>,
+        detail: Option<String>,
+    ) {
+        if let Err(error) = self.audit_inner(caller, action, resource, decision, code, detail).await {
+            tracing::error!(%error, action, resource, "audit append failed");
+        }
+    }
+
+    async fn audit_inner(
+        &self,
+        caller: Option<&Caller>,
+        action: &str,
+        resource: &str,
+        decision: AuditDecision,
+        code: Option<&str>,
+        detail: Option<String>,
+    ) -> Result<(), Error> {
+        let stream = match self.stream(AUDIT_STREAM) {
+            Ok(stream) => stream,
+            Err(_) => self.create_stream(StreamConfig {
+                name: AUDIT_STREAM.to_string(),
+                partitions: 1,
+                key: None,
+                retention_ms: None,
+                retention_bytes: None,
+                fsync: "always".into(),
+                segment_bytes: weft_log::SEGMENT_BYTES_DEFAULT,
+                created_at_ms: 0,
+            })?,
+        };
+        let mut chain = self.guard().audit.lock().await;
+        if chain.is_none() {
+            let stats = stream.partition(0)?.stats();
+            let last = if stats.visible_next_offset > stats.log_start_offset {
+                let fetched = self.fetch(&stream, 0, stats.visible_next_offset - 1, 64 * 1024).await?;
+                fetched.records(usize::MAX)?.last().and_then(|r| r.value.map(<[u8]>::to_vec))
+            } else {
+                None
+            };
+            *chain = Some(AuditChain::resume(last.as_deref()).map_err(internal)?);
+        }
+        let chain = chain.as_mut().expect("just resumed");
+        let record = AuditRecord {
+            time: SystemTime::now(),
+            principal: caller.map(|c| c.principal.clone()),
+            action: action.to_string(),
+            resource: resource.to_string(),
+            decision,
+            code: code.map(str::to_string),
+            source: caller.map(|c| c.source.clone()),
+            detail,
+        };
+        let entry = chain.prepare(&record);
+        let mut builder = weft_log::batch::BatchBuilder::new(now_ms(record.time) as i64);
+        builder.push::<&str>(now_ms(record.time) as i64, None, Some(&entry.bytes), &[("content-type", &b"application/json"[..])]);
+        self.append_batch(&stream, 0, builder.finish()).await?;
+        chain.commit(&entry);
+        write_head(self.data_dir(), &entry.head()).map_err(internal)?;
+        Ok(())
+    }
+
+    /// Rebuilds the authorizer after principals change.
+    pub fn refresh_authorization(&self) -> Result<(), Error> {
+        self.guard().rebuild(&self.mesh())
+    }
+
+    /// Authorizes and audits a denial; returns the error to send back.
+    pub async fn authorize(&self, caller: &Caller, action: Action, resource: &Resource) -> Result<(), Error> {
+        match self.guard().check(caller, action, resource) {
+            Ok(()) => Ok(()),
+            Err(error) => {
+                self.audit(Some(caller), action.name(), &resource.to_string(), AuditDecision::Deny, Some(error.code), None).await;
+                Err(error)
+            }
+        }
+    }
+}

@@ -1,0 +1,282 @@
+//! Governance endpoints (all need `admin`): principals, tokens, the Cedar schema, `explain`,
+//! and the audit log (search and chain verification).
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::Extension;
+use axum::body::Body;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use weft_core::guard::{AuthzAction, AuthzResource, Caller};
+use weft_core::{Error, Kind};
+use weft_governance::audit::{AUDIT_STREAM, AuditDecision, AuditFilter, parse_entry, read_head, verify};
+
+use crate::AppState;
+use crate::api_error::ApiError;
+use crate::query::{QueryParams, parse_json, read_body};
+
+const GOVERNANCE_BODY_BYTES_MAX: usize = 64 * 1024;
+/// Audit entries returned by one search at most.
+const AUDIT_SEARCH_MAX: u64 = 10_000;
+
+fn identity_error(error: weft_governance::identity::IdentityError) -> Error {
+    let kind = match error.code() {
+        code if code.ends_with("not_found") || code.ends_with("unknown_principal") || code.ends_with("unknown_token") => Kind::NotFound,
+        code if code.ends_with("exists") => Kind::Conflict,
+        code if code.ends_with("storage") => Kind::Unavailable,
+        _ => Kind::Invalid,
+    };
+    Error::new(kind, error.code(), error.to_string())
+}
+
+async fn require_admin(state: &AppState, caller: &Caller) -> Result<(), Error> {
+    state.broker.authorize(caller, AuthzAction::Admin, &AuthzResource::mesh()).await
+}
+
+fn unix_ms_text(ms: Option<u64>) -> Value {
+    ms.map_or(Value::Null, |ms| json!(weft_core::cloudevent::format_rfc3339_ms(ms as i64)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreatePrincipal {
+    name: String,
+    #[serde(default)]
+    domains: Vec<String>,
+}
+
+pub async fn create_principal(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let request: CreatePrincipal = parse_json(&read_body(body, GOVERNANCE_BODY_BYTES_MAX).await?)?;
+    require_admin(&state, &caller).await?;
+    let principal =
+        state.broker.guard().identity().create_principal(&request.name, &request.domains, SystemTime::now()).map_err(identity_error)?;
+    state.broker.refresh_authorization()?;
+    state.broker.audit(Some(&caller), "principal.create", &format!("principal:{}", principal.name), AuditDecision::Allow, None, None).await;
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(
+            json!({ "name": principal.name, "domains": principal.domains, "created_at": unix_ms_text(Some(principal.created_at_unix_ms)) }),
+        ),
+    )
+        .into_response())
+}
+
+pub async fn list_principals(State(state): State<AppState>, Extension(caller): Extension<Caller>) -> Result<Response, ApiError> {
+    require_admin(&state, &caller).await?;
+    let principals = state.broker.guard().identity().list_principals().map_err(identity_error)?;
+    let principals: Vec<Value> = principals
+        .iter()
+        .map(|p| json!({ "name": p.name, "domains": p.domains, "created_at": unix_ms_text(Some(p.created_at_unix_ms)) }))
+        .collect();
+    Ok(axum::Json(json!({ "principals": principals })).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateToken {
+    principal: String,
+    /// Lifetime such as `30d`, `12h`; none means the token does not expire.
+    #[serde(default)]
+    expires: Option<String>,
+}
+
+pub async fn create_token(State(state): State<AppState>, Extension(caller): Extension<Caller>, body: Body) -> Result<Response, ApiError> {
+    let request: CreateToken = parse_json(&read_body(body, GOVERNANCE_BODY_BYTES_MAX).await?)?;
+    require_admin(&state, &caller).await?;
+    let lifetime: Option<Duration> =
+        request.expires.as_deref().map(weft_governance::identity::parse_lifetime).transpose().map_err(identity_error)?;
+    let (id, secret) =
+        state.broker.guard().identity().create_token(&request.principal, lifetime, SystemTime::now()).map_err(identity_error)?;
+    let expires_at = lifetime.map(|l| (SystemTime::now() + l).duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() as u64);
+    state
+        .broker
+        .audit(
+            Some(&caller),
+            "token.create",
+            &format!("principal:{}", request.principal),
+            AuditDecision::Allow,
+            None,
+            Some(format!("token {id}")),
+        )
+        .await;
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(json!({ "id": id, "principal": request.principal, "token": secret.expose(), "expires_at": unix_ms_text(expires_at) })),
+    )
+        .into_response())
+}
+
+pub async fn list_tokens(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    let params = QueryParams::parse(raw.as_deref(), &["principal"])?;
+    require_admin(&state, &caller).await?;
+    let tokens = state.broker.guard().identity().list_tokens(params.get("principal")).map_err(identity_error)?;
+    let now = SystemTime::now();
+    let tokens: Vec<Value> = tokens
+        .iter()
+        .map(|t| {
+            json!({
+                "id": t.id,
+                "principal": t.principal,
+                "created_at": unix_ms_text(Some(t.created_at_unix_ms)),
+                "expires_at": unix_ms_text(t.expires_at_unix_ms),
+                "revoked_at": unix_ms_text(t.revoked_at_unix_ms),
+                "active": !t.revoked() && !t.expired(now),
+            })
+        })
+        .collect();
+    Ok(axum::Json(json!({ "tokens": tokens })).into_response())
+}
+
+pub async fn revoke_token(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    require_admin(&state, &caller).await?;
+    let token = state.broker.guard().identity().revoke_token(&id, SystemTime::now()).map_err(identity_error)?;
+    state
+        .broker
+        .audit(
+            Some(&caller),
+            "token.revoke",
+            &format!("principal:{}", token.principal),
+            AuditDecision::Allow,
+            None,
+            Some(format!("token {id}")),
+        )
+        .await;
+    Ok(axum::Json(json!({ "id": token.id, "principal": token.principal, "revoked_at": unix_ms_text(token.revoked_at_unix_ms) }))
+        .into_response())
+}
+
+pub async fn schema(Extension(_caller): Extension<Caller>) -> Response {
+    ([(axum::http::header::CONTENT_TYPE, "text/plain; charset=utf-8")], weft_governance::authz::SCHEMA).into_response()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExplainRequest {
+    principal: String,
+    action: String,
+    resource: String,
+}
+
+pub async fn explain(State(state): State<AppState>, Extension(caller): Extension<Caller>, body: Body) -> Result<Response, ApiError> {
+    let request: ExplainRequest = parse_json(&read_body(body, GOVERNANCE_BODY_BYTES_MAX).await?)?;
+    require_admin(&state, &caller).await?;
+    let action: AuthzAction =
+        request.action.parse().map_err(|message: String| Error::invalid(crate::codes::INVALID_PARAMETER, message).with_path("/action"))?;
+    let resource: AuthzResource = request
+        .resource
+        .parse()
+        .map_err(|message: String| Error::invalid(crate::codes::INVALID_PARAMETER, message).with_path("/resource"))?;
+    let explanation = state.broker.guard().authorizer().explain(&request.principal, action, &resource);
+    let decision = state.broker.guard().authorizer().evaluate(&request.principal, action, &resource);
+    Ok(axum::Json(json!({
+        "principal": request.principal,
+        "action": action.name(),
+        "resource": resource.to_string(),
+        "allowed": decision.allowed,
+        "policies": decision.reasons,
+        "errors": decision.errors,
+        "explanation": explanation.to_string(),
+    }))
+    .into_response())
+}
+
+/// Every audit entry as `(offset, bytes)`, oldest first.
+async fn audit_entries(state: &AppState) -> Result<Vec<(u64, Vec<u8>)>, Error> {
+    let Ok(stream) = state.broker.stream(AUDIT_STREAM) else { return Ok(Vec::new()) };
+    let stats = stream.partition(0)?.stats();
+    let mut entries = Vec::new();
+    let mut offset = stats.log_start_offset;
+    while offset < stats.visible_next_offset {
+        let fetched = state.broker.fetch(&stream, 0, offset, 1024 * 1024).await?;
+        let records = fetched.records(usize::MAX)?;
+        let Some(last) = records.last() else { break };
+        offset = last.offset + 1;
+        entries.extend(records.iter().map(|r| (r.offset, r.value.unwrap_or_default().to_vec())));
+    }
+    Ok(entries)
+}
+
+pub async fn search_audit(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    let params = QueryParams::parse(raw.as_deref(), &["principal", "action", "resource", "decision", "since", "until", "limit"])?;
+    require_admin(&state, &caller).await?;
+    let time = |name: &str| -> Result<Option<SystemTime>, Error> {
+        params
+            .get(name)
+            .map(|text| {
+                weft_core::cloudevent::parse_rfc3339_ms(text).map(|ms| UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64)).map_err(
+                    |reason| {
+                        Error::invalid(crate::codes::INVALID_PARAMETER, format!("{name} must be an RFC 3339 time: {reason}"))
+                            .with_path(format!("/{name}"))
+                    },
+                )
+            })
+            .transpose()
+    };
+    let decision = match params.get("decision") {
+        None => None,
+        Some("allow") => Some(AuditDecision::Allow),
+        Some("deny") => Some(AuditDecision::Deny),
+        Some("auth_failure") => Some(AuditDecision::AuthFailure),
+        Some(_) => {
+            return Err(Error::invalid(crate::codes::INVALID_PARAMETER, "decision must be allow, deny or auth_failure")
+                .with_path("/decision")
+                .into());
+        }
+    };
+    let filter = AuditFilter {
+        principal: params.get("principal").map(str::to_string),
+        action: params.get("action").map(str::to_string),
+        resource: params.get("resource").map(str::to_string),
+        decision,
+        since: time("since")?,
+        until: time("until")?,
+    };
+    let limit = params.u64("limit", AUDIT_SEARCH_MAX)?.unwrap_or(1_000) as usize;
+    let mut matches = Vec::new();
+    for (_, bytes) in audit_entries(&state).await? {
+        let Ok(entry) = parse_entry(&bytes) else { continue };
+        if filter.matches(&entry) {
+            matches.push(serde_json::to_value(&entry).unwrap_or(Value::Null));
+            if matches.len() >= limit {
+                break;
+            }
+        }
+    }
+    Ok(axum::Json(json!({ "entries": matches })).into_response())
+}
+
+pub async fn verify_audit(State(state): State<AppState>, Extension(caller): Extension<Caller>) -> Result<Response, ApiError> {
+    require_admin(&state, &caller).await?;
+    let entries = audit_entries(&state).await?;
+    let head = read_head(state.broker.data_dir()).map_err(|error| Error::internal(error.to_string()))?;
+    let report = verify(entries.iter().map(|(offset, bytes)| (*offset, bytes.as_slice())), head.as_ref());
+    Ok(axum::Json(verify_report_json(&report)).into_response())
+}
+
+pub fn verify_report_json(report: &weft_governance::audit::VerifyReport) -> Value {
+    json!({
+        "ok": report.ok,
+        "entries": report.n_entries,
+        "first_broken": report.first_broken.as_ref().map(|(offset, reason)| json!({ "offset": offset, "reason": reason })),
+        "entries_after_head": report.n_after_head,
+    })
+}

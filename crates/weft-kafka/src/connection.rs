@@ -1,0 +1,138 @@
+//! One client connection: a reader task that cuts the byte stream into frames, and a loop
+//! that answers them one at a time, in order, as a Kafka broker does (it "mutes" a
+//! connection while a request is in flight). Clients pipeline requests; up to
+//! `REQUESTS_QUEUED_MAX` are read ahead while one is processed, which bounds the memory one
+//! connection can hold to that many frames of at most `REQUEST_BYTES_MAX`.
+//!
+//! Any framing or decoding error closes the connection (after answering the requests read
+//! before it), which is what Kafka does with requests it cannot parse.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use kafka_protocol::messages::ApiKey;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::net::tcp::OwnedReadHalf;
+use tokio::sync::{mpsc, watch};
+
+use crate::frame::{Decoded, FrameError, REQUEST_BYTES_MAX, Request, decode_request, encode_response};
+use crate::{Context, cluster, fetch, groups, produce};
+
+/// Requests read ahead of the one being answered.
+pub const REQUESTS_QUEUED_MAX: usize = 8;
+
+/// Serves one connection until the client closes it, a frame is refused, or `stop` turns true.
+pub(crate) async fn run(socket: TcpStream, peer: SocketAddr, context: Arc<Context>, mut stop: watch::Receiver<bool>) {
+    let (read_half, mut write_half) = socket.into_split();
+    let (frames_sender, mut frames) = mpsc::channel::<Bytes>(REQUESTS_QUEUED_MAX);
+    let reader = tokio::spawn(async move {
+        if let Err(error) = read_frames(read_half, frames_sender).await {
+            tracing::debug!(%peer, %error, "kafka connection closed by the listener");
+        }
+    });
+    let client = ClientAddress(peer);
+    loop {
+        let frame = tokio::select! {
+            biased;
+            _ = stop.changed() => break,
+            frame = frames.recv() => match frame {
+                Some(frame) => frame,
+                None => break,
+            },
+        };
+        match answer(&context, &client, frame).await {
+            Ok(Some(response)) => {
+                if write_half.write_all(&response).await.is_err() {
+                    break;
+                }
+            }
+            Ok(None) => {}
+            Err(error) => {
+                tracing::debug!(%peer, %error, "kafka request refused; closing the connection");
+                break;
+            }
+        }
+    }
+    reader.abort();
+}
+
+/// Where a request came from, for DescribeGroups' `client_host`.
+pub(crate) struct ClientAddress(pub SocketAddr);
+
+#[derive(Debug, thiserror::Error)]
+enum ReadError {
+    #[error(transparent)]
+    Frame(#[from] FrameError),
+    #[error("i/o error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Reads length-prefixed frames until end of stream or a refused length. Reads a frame's
+/// body as it arrives rather than allocating its declared length up front, so a client
+/// that announces 100 MiB and sends nothing holds no memory.
+async fn read_frames(mut reader: OwnedReadHalf, frames: mpsc::Sender<Bytes>) -> Result<(), ReadError> {
+    loop {
+        let mut length_prefix = [0u8; 4];
+        match reader.read_exact(&mut length_prefix).await {
+            Ok(_) => {}
+            Err(error) if error.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
+            Err(error) => return Err(error.into()),
+        }
+        let length = i32::from_be_bytes(length_prefix);
+        if length < 0 || length as usize > REQUEST_BYTES_MAX {
+            return Err(FrameError::TooLarge(length as i64).into());
+        }
+        let mut body = Vec::with_capacity((length as usize).min(64 * 1024));
+        (&mut reader).take(length as u64).read_to_end(&mut body).await?;
+        if body.len() != length as usize {
+            return Ok(());
+        }
+        if frames.send(Bytes::from(body)).await.is_err() {
+            return Ok(());
+        }
+    }
+}
+
+/// Decodes and answers one request frame: `Ok(None)` for requests Kafka does not answer
+/// (Produce with acks 0), `Err` to close the connection.
+pub(crate) async fn answer(context: &Context, client: &ClientAddress, frame: Bytes) -> Result<Option<Bytes>, FrameError> {
+    let (header, api, request) = match decode_request(frame)? {
+        Decoded::Request { header, api, request } => (header, api, request),
+        Decoded::UnsupportedApiVersions { correlation_id } => {
+            let response = cluster::api_versions(kafka_protocol::ResponseError::UnsupportedVersion.code());
+            return encode_response(ApiKey::ApiVersions, 0, correlation_id, &response).map(Some);
+        }
+    };
+    let version = header.request_api_version;
+    let correlation_id = header.correlation_id;
+    let client_id = header.client_id.as_ref().map(|id| id.as_str().to_string()).unwrap_or_default();
+    macro_rules! respond {
+        ($response:expr) => {
+            encode_response(api, version, correlation_id, &$response).map(Some)
+        };
+    }
+    match request {
+        Request::ApiVersions(_) => respond!(cluster::api_versions(crate::errors::NONE)),
+        Request::Metadata(request) => respond!(cluster::metadata(context, version, request)),
+        Request::FindCoordinator(request) => respond!(cluster::find_coordinator(context, version, request)),
+        Request::DescribeConfigs(request) => respond!(cluster::describe_configs(context, version, request)),
+        Request::CreateTopics(request) => respond!(cluster::create_topics(context, version, request)),
+        Request::InitProducerId(request) => respond!(produce::init_producer_id(context, request)),
+        Request::Produce(request) => match produce::produce(context, version, request).await {
+            Some(response) => respond!(response),
+            None => Ok(None),
+        },
+        Request::Fetch(request) => respond!(fetch::fetch(context, version, request).await),
+        Request::ListOffsets(request) => respond!(fetch::list_offsets(context, version, request).await),
+        Request::JoinGroup(request) => respond!(groups::join_group(context, version, &client_id, client, request).await),
+        Request::SyncGroup(request) => respond!(groups::sync_group(context, request).await),
+        Request::Heartbeat(request) => respond!(groups::heartbeat(context, request)),
+        Request::LeaveGroup(request) => respond!(groups::leave_group(context, version, request)),
+        Request::OffsetCommit(request) => respond!(groups::offset_commit(context, version, request).await),
+        Request::OffsetFetch(request) => respond!(groups::offset_fetch(context, version, request).await),
+        Request::ListGroups(_) => respond!(groups::list_groups(context).await),
+        Request::DescribeGroups(request) => respond!(groups::describe_groups(context, version, request)),
+    }
+}

@@ -1,0 +1,263 @@
+//! Fetch and ListOffsets.
+//!
+//! Fetch returns the stored batch bytes exactly as they were read from the log: no
+//! decoding, no re-encoding, compressed batches stay compressed. The first batch may start
+//! before the requested offset (clients skip those records, as with Kafka). The high
+//! watermark is the partition's visible end (under `fsync: always`, the durable end), the
+//! last stable offset equals it (no transactions), and the log start offset is reported.
+//! A Fetch with less than `min_bytes` available waits, up to `max_wait_ms`, for an append to
+//! one of its streams (`Stream::subscribe`), then reads again.
+//! Fetch sessions (KIP-227) are not offered: every response has session id 0, which tells
+//! clients to send full fetch requests.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::future::select_all;
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse};
+use kafka_protocol::messages::{FetchRequest, FetchResponse, ListOffsetsRequest, ListOffsetsResponse, TopicName};
+use weft_core::{Error, Stream};
+use weft_log::batch::BatchView;
+use weft_log::{LogError, PartitionLog};
+
+use crate::Context;
+use crate::errors::partition_error_code;
+
+/// Longest a Fetch waits for `min_bytes`.
+pub const FETCH_WAIT_MS_MAX: i32 = 30_000;
+/// Byte budget of one Fetch response (the records of all partitions).
+pub const FETCH_RESPONSE_BYTES_MAX: usize = weft_core::broker::FETCH_BYTES_MAX;
+
+const LIST_OFFSETS_LATEST: i64 = -1;
+const LIST_OFFSETS_EARLIEST: i64 = -2;
+
+/// One partition a Fetch asks for, resolved against the broker.
+struct FetchTarget {
+    topic: TopicName,
+    partition: i32,
+    offset: i64,
+    max_bytes: usize,
+    /// The partition's log, or the error code that answers for it.
+    log: Result<(Arc<Stream>, Arc<PartitionLog>), i16>,
+}
+
+pub async fn fetch(context: &Context, version: i16, request: FetchRequest) -> FetchResponse {
+    if version >= 7 && request.session_id != 0 {
+        return FetchResponse::default().with_error_code(ResponseError::FetchSessionIdNotFound.code());
+    }
+    let max_wait = Duration::from_millis(request.max_wait_ms.clamp(0, FETCH_WAIT_MS_MAX) as u64);
+    let deadline = tokio::time::Instant::now() + max_wait;
+    let min_bytes = request.min_bytes.max(0) as usize;
+    let response_bytes_max = (request.max_bytes.max(1) as usize).min(FETCH_RESPONSE_BYTES_MAX);
+    let mut targets = Vec::new();
+    for topic in request.topics {
+        let stream = context.broker.stream(topic.topic.0.as_str());
+        for partition in topic.partitions {
+            let log = match &stream {
+                Err(error) => Err(partition_error_code(error)),
+                Ok(stream) => match stream.partition(u32::try_from(partition.partition).unwrap_or(u32::MAX)) {
+                    Ok(log) => Ok((Arc::clone(stream), Arc::clone(log))),
+                    Err(error) => Err(partition_error_code(&error)),
+                },
+            };
+            targets.push(FetchTarget {
+                topic: topic.topic.clone(),
+                partition: partition.partition,
+                offset: partition.fetch_offset,
+                max_bytes: partition.partition_max_bytes.max(1) as usize,
+                log,
+            });
+        }
+    }
+    // Subscribe before the first read so that an append between the read and the wait is not missed.
+    let mut watchers: Vec<_> = Vec::new();
+    for target in &targets {
+        if let Ok((stream, _)) = &target.log
+            && !watchers.iter().any(|(name, _): &(String, _)| name == stream.name())
+        {
+            watchers.push((stream.name().to_string(), stream.subscribe()));
+        }
+    }
+    let targets = Arc::new(targets);
+    loop {
+        let pass = {
+            let targets = Arc::clone(&targets);
+            tokio::task::spawn_blocking(move || read_pass(&targets, response_bytes_max)).await
+        };
+        let Ok((partitions, total_bytes, any_error)) = pass else {
+            return FetchResponse::default().with_error_code(ResponseError::UnknownServerError.code());
+        };
+        let now = tokio::time::Instant::now();
+        if total_bytes >= min_bytes || any_error || now >= deadline || watchers.is_empty() {
+            return fetch_response(version, &targets, partitions);
+        }
+        let changes = watchers.iter_mut().map(|(_, receiver)| Box::pin(receiver.changed()));
+        // Woken by an append or by the deadline: either way read again; past the deadline
+        // the next pass answers with whatever is there.
+        let stream_gone = matches!(tokio::time::timeout_at(deadline, select_all(changes)).await, Ok((Err(_), _, _)));
+        if stream_gone {
+            // A stream went away: stop waiting and answer with the next read.
+            watchers.clear();
+        }
+    }
+}
+
+/// What one partition returned in one read pass.
+struct PartitionRead {
+    error_code: i16,
+    records: Option<Bytes>,
+    high_watermark: i64,
+    log_start_offset: i64,
+}
+
+/// Reads every target once, within the response budget; blocking (file reads).
+fn read_pass(targets: &[FetchTarget], response_bytes_max: usize) -> (Vec<PartitionRead>, usize, bool) {
+    let mut remaining = response_bytes_max;
+    let mut total_bytes = 0usize;
+    let mut any_error = false;
+    let mut reads = Vec::with_capacity(targets.len());
+    for target in targets {
+        let log = match &target.log {
+            Ok((_, log)) => log,
+            Err(error_code) => {
+                any_error = true;
+                reads.push(PartitionRead { error_code: *error_code, records: None, high_watermark: -1, log_start_offset: -1 });
+                continue;
+            }
+        };
+        let stats = log.stats();
+        let mut read = PartitionRead {
+            error_code: 0,
+            records: Some(Bytes::new()),
+            high_watermark: stats.visible_next_offset as i64,
+            log_start_offset: stats.log_start_offset as i64,
+        };
+        if target.offset < 0 {
+            read.error_code = ResponseError::OffsetOutOfRange.code();
+            any_error = true;
+        } else if remaining > 0 || total_bytes == 0 {
+            match log.read(target.offset as u64, target.max_bytes.min(remaining.max(1))) {
+                Ok(chunk) => {
+                    read.high_watermark = chunk.visible_next_offset as i64;
+                    read.log_start_offset = chunk.log_start_offset as i64;
+                    // The first batch may exceed the budget (so a large batch is never stuck);
+                    // after that, a partition whose data does not fit waits for the next fetch.
+                    if total_bytes == 0 || chunk.bytes.len() <= remaining {
+                        total_bytes += chunk.bytes.len();
+                        remaining = remaining.saturating_sub(chunk.bytes.len());
+                        read.records = Some(Bytes::from(chunk.bytes));
+                    }
+                }
+                Err(LogError::OffsetOutOfRange { log_start_offset, next_offset, .. }) => {
+                    read.error_code = ResponseError::OffsetOutOfRange.code();
+                    read.high_watermark = next_offset as i64;
+                    read.log_start_offset = log_start_offset as i64;
+                    any_error = true;
+                }
+                Err(error) => {
+                    read.error_code = partition_error_code(&Error::from(error));
+                    any_error = true;
+                }
+            }
+        }
+        reads.push(read);
+    }
+    (reads, total_bytes, any_error)
+}
+
+fn fetch_response(version: i16, targets: &[FetchTarget], reads: Vec<PartitionRead>) -> FetchResponse {
+    let mut topics: Vec<FetchableTopicResponse> = Vec::new();
+    for (target, read) in targets.iter().zip(reads) {
+        let mut partition = PartitionData::default()
+            .with_partition_index(target.partition)
+            .with_error_code(read.error_code)
+            .with_high_watermark(read.high_watermark)
+            .with_last_stable_offset(read.high_watermark)
+            .with_records(read.records);
+        if version >= 5 {
+            partition.log_start_offset = read.log_start_offset;
+        }
+        match topics.last_mut() {
+            Some(topic) if topic.topic == target.topic => topic.partitions.push(partition),
+            _ => topics.push(FetchableTopicResponse::default().with_topic(target.topic.clone()).with_partitions(vec![partition])),
+        }
+    }
+    FetchResponse::default().with_responses(topics)
+}
+
+pub async fn list_offsets(context: &Context, version: i16, request: ListOffsetsRequest) -> ListOffsetsResponse {
+    let mut topics = Vec::new();
+    for topic in request.topics {
+        let stream = context.broker.stream(topic.name.0.as_str());
+        let mut partitions = Vec::new();
+        for requested in topic.partitions {
+            let mut response = ListOffsetsPartitionResponse::default().with_partition_index(requested.partition_index).with_timestamp(-1);
+            let log = match &stream {
+                Err(error) => Err(partition_error_code(error)),
+                Ok(stream) => match stream.partition(u32::try_from(requested.partition_index).unwrap_or(u32::MAX)) {
+                    Ok(log) => Ok(Arc::clone(log)),
+                    Err(error) => Err(partition_error_code(&error)),
+                },
+            };
+            match log {
+                Err(error_code) => {
+                    response.error_code = error_code;
+                    response.offset = -1;
+                }
+                Ok(log) => {
+                    let timestamp = requested.timestamp;
+                    let found = tokio::task::spawn_blocking(move || offset_for(&log, timestamp)).await;
+                    match found {
+                        Ok(Ok((offset, timestamp))) => {
+                            response.offset = offset;
+                            response.timestamp = timestamp;
+                            if version >= 4 {
+                                response.leader_epoch = 0;
+                            }
+                        }
+                        Ok(Err(error_code)) => {
+                            response.error_code = error_code;
+                            response.offset = -1;
+                        }
+                        Err(_) => {
+                            response.error_code = ResponseError::UnknownServerError.code();
+                            response.offset = -1;
+                        }
+                    }
+                }
+            }
+            partitions.push(response);
+        }
+        topics.push(ListOffsetsTopicResponse::default().with_name(topic.name).with_partitions(partitions));
+    }
+    ListOffsetsResponse::default().with_topics(topics)
+}
+
+/// (offset, timestamp) for a ListOffsets query; blocking.
+fn offset_for(log: &PartitionLog, timestamp: i64) -> Result<(i64, i64), i16> {
+    let stats = log.stats();
+    match timestamp {
+        LIST_OFFSETS_LATEST => Ok((stats.visible_next_offset as i64, -1)),
+        LIST_OFFSETS_EARLIEST => Ok((stats.log_start_offset as i64, -1)),
+        timestamp if timestamp >= 0 => {
+            let found = log.offset_for_timestamp(timestamp).map_err(|error| partition_error_code(&Error::from(error)))?;
+            match found {
+                // Kafka answers -1 when every record is older than the timestamp.
+                None => Ok((-1, -1)),
+                Some(offset) => Ok((offset as i64, record_timestamp(log, offset).unwrap_or(timestamp))),
+            }
+        }
+        _ => Err(ResponseError::InvalidRequest.code()),
+    }
+}
+
+/// The timestamp of the record at `offset` (decompressing its batch if needed).
+fn record_timestamp(log: &PartitionLog, offset: u64) -> Option<i64> {
+    let chunk = log.read(offset, 1).ok()?;
+    let batch = BatchView::parse(&chunk.bytes).ok()?;
+    let data = batch.decompress_records().ok()?;
+    batch.records_in(&data).filter_map(Result::ok).find(|record| record.offset >= offset).map(|record| record.timestamp_ms)
+}

@@ -1,0 +1,323 @@
+//! Produce and InitProducerId: each partition's record batch is checked and appended to the
+//! stream's partition exactly as the producer encoded it (compressed or not), through
+//! `Broker::append_batch`, which returns once the batch is durable under the stream's fsync
+//! policy. acks 0 gets no response, acks 1 and -1 are the same here (one node).
+//!
+//! Idempotent producers: InitProducerId hands out producer ids that do not repeat across
+//! restarts (they start at the start-up time in microseconds). For each (stream, partition,
+//! producer id) the last `PRODUCER_BATCHES_REMEMBERED` batches are remembered, as Kafka does:
+//! a batch that repeats one of them (same epoch and sequence range) is answered with the
+//! offset it got the first time instead of being appended again, a batch whose sequence does
+//! not follow the last one gets OUT_OF_ORDER_SEQUENCE_NUMBER, and an older epoch gets
+//! INVALID_PRODUCER_EPOCH. This state lives in memory: after a restart the first batch of each
+//! producer is accepted as it comes (Kafka rebuilds it from the log; Weft does not yet).
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use futures_util::future::join_all;
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProduceRequest, ProduceResponse, ProducerId};
+use weft_core::Stream;
+use weft_log::batch::{BATCH_BYTES_MAX, BatchError, BatchView, Compression, ProducerStamp};
+
+use crate::Context;
+use crate::cluster::str_bytes;
+use crate::errors::partition_error_code;
+
+/// Batches remembered per producer and partition for duplicate detection (Kafka's number).
+pub const PRODUCER_BATCHES_REMEMBERED: usize = 5;
+/// Producer states (one per stream, partition and producer id) kept before the least
+/// recently used is forgotten.
+pub const PRODUCER_STATES_MAX: usize = 100_000;
+
+/// (stream, partition, producer id).
+type ProducerKey = (String, u32, i64);
+
+/// Hands out producer ids and remembers what each producer appended.
+pub struct ProducerRegistry {
+    next_producer_id: AtomicI64,
+    states: Mutex<HashMap<ProducerKey, Arc<tokio::sync::Mutex<ProducerState>>>>,
+    use_counter: AtomicI64,
+}
+
+/// What one producer appended to one partition.
+#[derive(Debug, Default)]
+pub struct ProducerState {
+    epoch: i16,
+    recent: VecDeque<AppendedBatch>,
+    last_used: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct AppendedBatch {
+    base_sequence: i32,
+    last_sequence: i32,
+    base_offset: u64,
+}
+
+/// The verdict on an idempotent batch before it is appended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SequenceCheck {
+    Append,
+    Duplicate { base_offset: u64 },
+    OutOfOrder,
+    StaleEpoch,
+}
+
+impl ProducerState {
+    /// Checks a batch of `n_records` records stamped `stamp` against what was appended.
+    /// A producer seen for the first time (or forgotten) may start at any sequence.
+    pub fn check(&self, stamp: ProducerStamp, n_records: u32) -> SequenceCheck {
+        let Some(last) = self.recent.back() else { return SequenceCheck::Append };
+        if stamp.producer_epoch < self.epoch {
+            return SequenceCheck::StaleEpoch;
+        }
+        if stamp.producer_epoch > self.epoch {
+            return if stamp.base_sequence == 0 { SequenceCheck::Append } else { SequenceCheck::OutOfOrder };
+        }
+        let last_sequence = last_sequence(stamp.base_sequence, n_records);
+        if let Some(original) = self.recent.iter().find(|b| b.base_sequence == stamp.base_sequence && b.last_sequence == last_sequence) {
+            return SequenceCheck::Duplicate { base_offset: original.base_offset };
+        }
+        if stamp.base_sequence == next_sequence(last.last_sequence) { SequenceCheck::Append } else { SequenceCheck::OutOfOrder }
+    }
+
+    /// Records an appended batch.
+    pub fn remember(&mut self, stamp: ProducerStamp, n_records: u32, base_offset: u64) {
+        if stamp.producer_epoch != self.epoch {
+            self.recent.clear();
+            self.epoch = stamp.producer_epoch;
+        }
+        if self.recent.len() == PRODUCER_BATCHES_REMEMBERED {
+            self.recent.pop_front();
+        }
+        let last_sequence = last_sequence(stamp.base_sequence, n_records);
+        self.recent.push_back(AppendedBatch { base_sequence: stamp.base_sequence, last_sequence, base_offset });
+    }
+}
+
+/// Sequences wrap from `i32::MAX` to 0 (Kafka's rule).
+fn next_sequence(sequence: i32) -> i32 {
+    if sequence == i32::MAX { 0 } else { sequence + 1 }
+}
+
+fn last_sequence(base_sequence: i32, n_records: u32) -> i32 {
+    ((base_sequence as i64 + n_records as i64 - 1) % (i32::MAX as i64 + 1)) as i32
+}
+
+impl ProducerRegistry {
+    pub fn new(now_ms: i64) -> Self {
+        Self {
+            next_producer_id: AtomicI64::new(now_ms.max(1).saturating_mul(1000)),
+            states: Mutex::new(HashMap::new()),
+            use_counter: AtomicI64::new(0),
+        }
+    }
+
+    fn state(&self, stream: &str, partition: u32, producer_id: i64) -> Arc<tokio::sync::Mutex<ProducerState>> {
+        let mut states = self.states.lock().unwrap_or_else(|poison| poison.into_inner());
+        let key = (stream.to_string(), partition, producer_id);
+        if let Some(state) = states.get(&key) {
+            return Arc::clone(state);
+        }
+        if states.len() >= PRODUCER_STATES_MAX {
+            // Forget the least recently used state that no append is holding.
+            let victim = states
+                .iter()
+                .filter(|(_, state)| Arc::strong_count(state) == 1)
+                .filter_map(|(key, state)| state.try_lock().ok().map(|state| (key.clone(), state.last_used)))
+                .min_by_key(|(_, last_used)| *last_used)
+                .map(|(key, _)| key);
+            if let Some(victim) = victim {
+                states.remove(&victim);
+            }
+        }
+        Arc::clone(states.entry(key).or_default())
+    }
+}
+
+pub fn init_producer_id(context: &Context, request: InitProducerIdRequest) -> InitProducerIdResponse {
+    if request.transactional_id.is_some() {
+        // Transactions are not supported; INVALID_REQUEST makes clients fail fast.
+        return InitProducerIdResponse::default().with_error_code(ResponseError::InvalidRequest.code()).with_producer_id(ProducerId(-1));
+    }
+    let producer_id = context.producers.next_producer_id.fetch_add(1, Ordering::Relaxed);
+    InitProducerIdResponse::default().with_producer_id(ProducerId(producer_id)).with_producer_epoch(0)
+}
+
+/// Handles a Produce request; `None` when the producer asked for no acknowledgement.
+pub async fn produce(context: &Context, version: i16, request: ProduceRequest) -> Option<ProduceResponse> {
+    let acks = request.acks;
+    let transactional = request.transactional_id.is_some();
+    let mut pending = Vec::new();
+    for topic in request.topic_data {
+        let stream = context.broker.stream(topic.name.0.as_str());
+        for partition in topic.partition_data {
+            pending.push((topic.name.clone(), partition.index, stream.clone(), partition.records));
+        }
+    }
+    let results = join_all(pending.into_iter().map(|(name, partition, stream, records)| async move {
+        let outcome = match stream {
+            Err(error) => Err((partition_error_code(&error), error.message)),
+            Ok(_) if transactional => Err((ResponseError::InvalidRequest.code(), "transactions are not supported".to_string())),
+            Ok(stream) => produce_partition(context, &stream, partition, records).await,
+        };
+        (name, partition, outcome)
+    }))
+    .await;
+    if acks == 0 {
+        return None;
+    }
+    let mut topics: Vec<TopicProduceResponse> = Vec::new();
+    for (name, partition, outcome) in results {
+        let mut response = PartitionProduceResponse::default().with_index(partition);
+        match outcome {
+            Ok((base_offset, log_start_offset)) => {
+                response.base_offset = base_offset as i64;
+                if version >= 5 {
+                    response.log_start_offset = log_start_offset as i64;
+                }
+            }
+            Err((error_code, message)) => {
+                response.error_code = error_code;
+                response.base_offset = -1;
+                if version >= 8 {
+                    response.error_message = Some(str_bytes(message));
+                }
+            }
+        }
+        match topics.iter_mut().find(|topic| topic.name == name) {
+            Some(topic) => topic.partition_responses.push(response),
+            None => topics.push(TopicProduceResponse::default().with_name(name).with_partition_responses(vec![response])),
+        }
+    }
+    Some(ProduceResponse::default().with_responses(topics))
+}
+
+type PartitionOutcome = Result<(u64, u64), (i16, String)>;
+
+/// Checks and appends one partition's batch; returns (base offset, log start offset).
+async fn produce_partition(context: &Context, stream: &Arc<Stream>, partition: i32, records: Option<Bytes>) -> PartitionOutcome {
+    let corrupt = |message: String| (ResponseError::CorruptMessage.code(), message);
+    let log = u32::try_from(partition)
+        .ok()
+        .and_then(|partition| stream.partition(partition).ok())
+        .ok_or((ResponseError::UnknownTopicOrPartition.code(), format!("partition {partition} does not exist")))?;
+    let partition = partition as u32;
+    let records = records.ok_or_else(|| corrupt("produce request without records".into()))?;
+    if records.len() > BATCH_BYTES_MAX {
+        return Err((ResponseError::MessageTooLarge.code(), format!("batch of {} bytes is over {BATCH_BYTES_MAX}", records.len())));
+    }
+    let (stamp, n_records) = check_batch(&records)?;
+    let log_start_offset = || log.stats().log_start_offset;
+    if stamp.producer_id < 0 {
+        let appended = context.broker.append_batch(stream, partition, records.to_vec()).await;
+        return appended
+            .map(|appended| (appended.base_offset, log_start_offset()))
+            .map_err(|error| (partition_error_code(&error), error.message));
+    }
+    let state = context.producers.state(stream.name(), partition, stamp.producer_id);
+    let mut state = state.lock().await;
+    state.last_used = context.producers.use_counter.fetch_add(1, Ordering::Relaxed);
+    match state.check(stamp, n_records) {
+        SequenceCheck::Duplicate { base_offset } => Ok((base_offset, log_start_offset())),
+        SequenceCheck::OutOfOrder => Err((
+            ResponseError::OutOfOrderSequenceNumber.code(),
+            format!("sequence {} does not follow the last one appended", stamp.base_sequence),
+        )),
+        SequenceCheck::StaleEpoch => {
+            Err((ResponseError::InvalidProducerEpoch.code(), format!("producer epoch {} is stale", stamp.producer_epoch)))
+        }
+        SequenceCheck::Append => {
+            let appended = context
+                .broker
+                .append_batch(stream, partition, records.to_vec())
+                .await
+                .map_err(|error| (partition_error_code(&error), error.message))?;
+            state.remember(stamp, n_records, appended.base_offset);
+            Ok((appended.base_offset, log_start_offset()))
+        }
+    }
+}
+
+/// Checks a produced batch before it is stored: exactly one well-formed RecordBatch v2, not
+/// transactional, whose records (decompressed if needed) all decode with offset deltas
+/// 0, 1, 2, ... so that HTTP readers can read every record the log accepts.
+fn check_batch(records: &[u8]) -> Result<(ProducerStamp, u32), (i16, String)> {
+    let corrupt = |message: String| (ResponseError::CorruptMessage.code(), message);
+    let batch = BatchView::parse(records).map_err(|error| corrupt(format!("record batch refused: {error}")))?;
+    if batch.len() != records.len() {
+        return Err((ResponseError::InvalidRecord.code(), "a produce request carries exactly one record batch per partition".into()));
+    }
+    if batch.is_transactional() || batch.is_control() {
+        return Err((ResponseError::InvalidRecord.code(), "transactional and control batches are not supported".into()));
+    }
+    if batch.compression() != Compression::None {
+        let data = batch.decompress_records().map_err(|error| match error {
+            BatchError::DecompressedTooLarge { .. } => (ResponseError::MessageTooLarge.code(), error.to_string()),
+            other => corrupt(other.to_string()),
+        })?;
+        let mut n_records = 0u32;
+        for (record_idx, record) in batch.records_in(&data).enumerate() {
+            let record = record.map_err(|error| corrupt(error.to_string()))?;
+            if record.offset != batch.base_offset() + record_idx as u64 {
+                return Err(corrupt(format!("record {record_idx}: offset delta out of sequence")));
+            }
+            n_records += 1;
+        }
+        if n_records != batch.record_count() {
+            return Err(corrupt("fewer records than the count says".into()));
+        }
+    }
+    Ok((batch.producer(), batch.record_count()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stamp(epoch: i16, base_sequence: i32) -> ProducerStamp {
+        ProducerStamp { producer_id: 7, producer_epoch: epoch, base_sequence }
+    }
+
+    /// Kafka's idempotence rules: in-order sequences append, a resent batch is a duplicate
+    /// answered with its first offset, a gap is out of order, an older epoch is fenced.
+    #[test]
+    fn sequences_follow_kafka_idempotence_rules() {
+        let mut state = ProducerState::default();
+        assert_eq!(state.check(stamp(0, 0), 3), SequenceCheck::Append);
+        state.remember(stamp(0, 0), 3, 100);
+        assert_eq!(state.check(stamp(0, 0), 3), SequenceCheck::Duplicate { base_offset: 100 });
+        assert_eq!(state.check(stamp(0, 3), 2), SequenceCheck::Append);
+        state.remember(stamp(0, 3), 2, 103);
+        assert_eq!(state.check(stamp(0, 3), 2), SequenceCheck::Duplicate { base_offset: 103 });
+        assert_eq!(state.check(stamp(0, 0), 3), SequenceCheck::Duplicate { base_offset: 100 });
+        assert_eq!(state.check(stamp(0, 6), 1), SequenceCheck::OutOfOrder);
+        assert_eq!(state.check(stamp(0, 4), 1), SequenceCheck::OutOfOrder);
+        assert_eq!(state.check(stamp(1, 5), 1), SequenceCheck::OutOfOrder);
+        assert_eq!(state.check(stamp(1, 0), 1), SequenceCheck::Append);
+        state.remember(stamp(1, 0), 1, 105);
+        assert_eq!(state.check(stamp(0, 5), 1), SequenceCheck::StaleEpoch);
+    }
+
+    #[test]
+    fn only_the_last_five_batches_are_remembered() {
+        let mut state = ProducerState::default();
+        for batch_idx in 0..6 {
+            state.remember(stamp(0, batch_idx), 1, 10 + batch_idx as u64);
+        }
+        assert_eq!(state.check(stamp(0, 0), 1), SequenceCheck::OutOfOrder);
+        assert_eq!(state.check(stamp(0, 1), 1), SequenceCheck::Duplicate { base_offset: 11 });
+    }
+
+    #[test]
+    fn sequences_wrap_at_i32_max() {
+        let mut state = ProducerState::default();
+        state.remember(stamp(0, i32::MAX - 1), 2, 0);
+        assert_eq!(state.check(stamp(0, 0), 1), SequenceCheck::Append);
+    }
+}
