@@ -21,6 +21,7 @@ use crate::mesh::{MeshState, SchemaSink};
 use crate::meta::MetaStore;
 use crate::partitioner::partition_for_key;
 use crate::stream::{Governance, Stream, StreamConfig};
+use crate::stream_activity::RequestRecord;
 
 /// One event handed to `Broker::produce`: parsed, or refused by the edge's parser with the
 /// raw bytes it could not read (kept as a dead letter on governed streams).
@@ -210,6 +211,9 @@ pub struct Broker {
     schema_sink: RwLock<Option<Arc<dyn SchemaSink>>>,
     pub(crate) replay_lock: tokio::sync::Mutex<()>,
     closing: tokio::sync::watch::Sender<bool>,
+    pub(crate) search_index: RwLock<Arc<crate::catalog::SearchIndex>>,
+    pub(crate) kafka_bootstrap: RwLock<Option<String>>,
+    guard: crate::guard::Guard,
 }
 
 impl Broker {
@@ -226,6 +230,10 @@ impl Broker {
             streams.insert(name, Arc::new(stream));
         }
         let groups = GroupCoordinator::new(Arc::clone(&meta), Arc::clone(&clock));
+        let (guard, admin_token) = crate::guard::Guard::open(data_dir)?;
+        if let Some(path) = admin_token {
+            tracing::info!(token_file = %path.display(), "created the admin principal; its token is in the token file (mode 0600)");
+        }
         let broker = Arc::new(Self {
             data_dir: data_dir.to_path_buf(),
             meta,
@@ -238,9 +246,18 @@ impl Broker {
             schema_sink: RwLock::new(None),
             replay_lock: tokio::sync::Mutex::new(()),
             closing: tokio::sync::watch::Sender::new(false),
+            search_index: RwLock::new(Arc::default()),
+            kafka_bootstrap: RwLock::new(None),
+            guard,
         });
         broker.load_mesh()?;
+        broker.guard.rebuild(&broker.mesh())?;
         Ok(broker)
+    }
+
+    /// Authentication, authorization, masking and audit.
+    pub fn guard(&self) -> &crate::guard::Guard {
+        &self.guard
     }
 
     /// Tells long-lived readers (live tails, long polls) to finish: the server is stopping.
@@ -333,6 +350,8 @@ impl Broker {
     /// On a stream governed by a contract, every rejected event is kept in the stream's
     /// dead-letter stream with its reasons, and its result says where.
     pub async fn produce(&self, stream: &Arc<Stream>, events: Vec<Incoming>, context: &ProduceContext) -> ProduceOutcome {
+        let started = std::time::Instant::now();
+        let mut event_sizes = vec![0u64; events.len()];
         let n_partitions = stream.n_partitions();
         let now_ms = self.clock.now_ms();
         let governance = stream.governance();
@@ -370,6 +389,7 @@ impl Broker {
                 }
             };
             results.push(Ok(Position { partition, offset: 0 }));
+            event_sizes[event_idx] = event.size_bytes() as u64;
             let partition_batches = &mut builders[partition as usize];
             let needs_new = partition_batches.last().is_none_or(|(builder, _)| builder.len_bytes() >= BATCH_BYTES_TARGET);
             if needs_new {
@@ -407,8 +427,12 @@ impl Broker {
             }
         }
         if !to_sync.is_empty() {
+            let timed_stream = Arc::clone(stream);
             let synced = tokio::task::spawn_blocking(move || {
-                to_sync.into_iter().map(|(log, next_offset, event_idxs)| (log.wait_durable(next_offset), event_idxs)).collect::<Vec<_>>()
+                to_sync
+                    .into_iter()
+                    .map(|(log, next_offset, event_idxs)| (timed_wait_durable(&timed_stream, &log, next_offset), event_idxs))
+                    .collect::<Vec<_>>()
             })
             .await
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic.into_panic()));
@@ -439,13 +463,15 @@ impl Broker {
                 }
             }
         }
+        record_produce(stream, &results, &event_sizes, &context.producer, now_ms, started);
         ProduceOutcome { results, storage_error }
     }
 
     async fn append_dead_letters(&self, dead_letter_stream: &str, dead_letters: DeadLetterBatch) -> Result<Vec<(usize, u32, u64)>, Error> {
         let stream = self.stream(dead_letter_stream)?;
         let event_idxs = dead_letters.event_idxs;
-        let appended = self.append_batch(&stream, 0, dead_letters.builder.finish()).await?;
+        let context = ProduceContext { producer: DEAD_LETTER_PRODUCER.to_string() };
+        let appended = self.append_batch_as(&stream, 0, dead_letters.builder.finish(), &context).await?;
         Ok(event_idxs
             .into_iter()
             .enumerate()
@@ -456,16 +482,49 @@ impl Broker {
     /// Appends a batch that a producer encoded itself (the Kafka listener's path): the log
     /// checks its framing and checksum, assigns offsets and stores it byte for byte.
     pub async fn append_batch(&self, stream: &Arc<Stream>, partition: u32, batch: Vec<u8>) -> Result<weft_log::Appended, Error> {
+        let context = ProduceContext { producer: KAFKA_PRODUCER.to_string() };
+        self.append_batch_as(stream, partition, batch, &context).await
+    }
+
+    /// `append_batch` with the producer named, for the stream's activity and observed lineage.
+    pub async fn append_batch_as(
+        &self,
+        stream: &Arc<Stream>,
+        partition: u32,
+        batch: Vec<u8>,
+        context: &ProduceContext,
+    ) -> Result<weft_log::Appended, Error> {
+        let started = std::time::Instant::now();
+        let now_ms = self.clock.now_ms();
+        let n_bytes = batch.len() as u64;
         let log = Arc::clone(stream.partition(partition)?);
-        let appended = tokio::task::spawn_blocking(move || log.append(batch))
-            .await
-            .map_err(|error| Error::internal(format!("append task failed: {error}")))?
-            .map_err(|error| match error {
-                weft_log::LogError::InvalidBatch(reason) => {
-                    Error::invalid(codes::EVENT_INVALID_BATCH, format!("record batch refused: {reason}"))
-                }
-                other => Error::from(other),
-            })?;
+        let timed_stream = Arc::clone(stream);
+        let appended = tokio::task::spawn_blocking(move || {
+            let appended = log.append_unsynced(batch)?;
+            timed_wait_durable(&timed_stream, &log, appended.last_offset + 1)?;
+            Ok(appended)
+        })
+        .await
+        .map_err(|error| Error::internal(format!("append task failed: {error}")))?
+        .map_err(|error| match error {
+            weft_log::LogError::InvalidBatch(reason) => {
+                Error::invalid(codes::EVENT_INVALID_BATCH, format!("record batch refused: {reason}"))
+            }
+            other => Error::from(other),
+        });
+        let (n_accepted, rejected) = match &appended {
+            Ok(appended) => (appended.last_offset + 1 - appended.base_offset, Vec::new()),
+            Err(error) => (0, vec![error.code]),
+        };
+        stream.activity().record(&RequestRecord {
+            now_ms,
+            producer: &context.producer,
+            n_accepted,
+            n_bytes: if n_accepted > 0 { n_bytes } else { 0 },
+            rejected: &rejected,
+            produce_latency: Some(started.elapsed()),
+        });
+        let appended = appended?;
         stream.notify_appended();
         Ok(appended)
     }
@@ -642,6 +701,55 @@ impl Broker {
     pub fn sync_all(&self) {
         sync_streams(&self.streams());
     }
+}
+
+/// Producer recorded for batches appended through `append_batch` (the Kafka listener), until
+/// it names its clients.
+pub const KAFKA_PRODUCER: &str = "kafka";
+/// Producer recorded for dead letters written to a `.dlq` stream.
+pub const DEAD_LETTER_PRODUCER: &str = "weft:dead-letters";
+
+/// `wait_durable`, timed into the stream's fsync histogram when the stream fsyncs every append
+/// (under other policies the wait returns at once and would only dilute the histogram).
+fn timed_wait_durable(stream: &Stream, log: &weft_log::PartitionLog, next_offset: u64) -> Result<(), weft_log::LogError> {
+    if stream.config().fsync_policy() != FsyncPolicy::Always {
+        return log.wait_durable(next_offset);
+    }
+    let started = std::time::Instant::now();
+    let outcome = log.wait_durable(next_offset);
+    stream.activity().record_fsync(started.elapsed());
+    outcome
+}
+
+/// Records one produce request in the stream's activity: one entry per event in `results`.
+fn record_produce(
+    stream: &Stream,
+    results: &[Result<Position, Error>],
+    event_sizes: &[u64],
+    producer: &str,
+    now_ms: i64,
+    started: std::time::Instant,
+) {
+    let mut n_accepted = 0;
+    let mut n_bytes = 0;
+    let mut rejected = Vec::new();
+    for (result, size) in results.iter().zip(event_sizes) {
+        match result {
+            Ok(_) => {
+                n_accepted += 1;
+                n_bytes += size;
+            }
+            Err(error) => rejected.push(error.code),
+        }
+    }
+    stream.activity().record(&RequestRecord {
+        now_ms,
+        producer,
+        n_accepted,
+        n_bytes,
+        rejected: &rejected,
+        produce_latency: Some(started.elapsed()),
+    });
 }
 
 fn sync_streams(streams: &[Arc<Stream>]) {

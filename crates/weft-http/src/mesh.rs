@@ -1,5 +1,6 @@
 //! Mesh endpoints: `POST /api/v1/apply`, products, domains, contracts, and dead letters.
 
+use axum::Extension;
 use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -10,8 +11,10 @@ use serde_json::{Value, json};
 use weft_contract::{CompiledContract, DataContract, DataProduct};
 use weft_core::cloudevent::format_rfc3339_ms;
 use weft_core::dead_letter::DeadLetter;
+use weft_core::guard::{AuthzAction, AuthzResource, Caller, Masker};
 use weft_core::mesh::{ApplySource, MeshState, topic_streams};
 use weft_core::{Error, Kind};
+use weft_governance::audit::AuditDecision;
 
 use crate::api_error::ApiError;
 use crate::query::{QueryParams, read_body};
@@ -40,7 +43,13 @@ struct ApplySourceJson {
 /// `POST /api/v1/apply[?dry_run=true]`: multi-document YAML (`application/yaml`), a JSON resource
 /// or array of resources (`application/json`), or `{"sources":[{"name","text"}],"dry_run"}`
 /// (what `weft apply` sends, so errors name each file).
-pub async fn apply(State(state): State<AppState>, RawQuery(raw): RawQuery, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
+pub async fn apply(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
     let body = read_body(body, APPLY_BODY_BYTES_MAX).await?;
     let params = QueryParams::parse(raw.as_deref(), &["dry_run"])?;
     let mut dry_run = matches!(params.get("dry_run"), Some("true" | "1" | ""));
@@ -81,9 +90,26 @@ pub async fn apply(State(state): State<AppState>, RawQuery(raw): RawQuery, heade
         }
     };
     let broker = state.broker.clone();
-    let plan =
-        tokio::task::spawn_blocking(move || broker.apply(sources, dry_run)).await.map_err(|error| Error::internal(error.to_string()))??;
+    let applying = caller.clone();
+    let plan = tokio::task::spawn_blocking(move || broker.apply(sources, dry_run, &applying))
+        .await
+        .map_err(|error| Error::internal(error.to_string()))??;
     let n_refused = plan.n_refused();
+    for denied in plan.resources.iter().filter(|r| r.error.as_ref().is_some_and(|e| e.code == weft_governance::codes::AUTHZ_DENIED)) {
+        let resource = format!("{}:{}", denied.kind, denied.id);
+        state.broker.audit(Some(&caller), "apply", &resource, AuditDecision::Deny, Some(weft_governance::codes::AUTHZ_DENIED), None).await;
+    }
+    if plan.applied {
+        let changed: Vec<String> = plan
+            .resources
+            .iter()
+            .filter(|r| r.action != weft_core::mesh::Action::Unchanged)
+            .map(|r| format!("{} {} {:?}", r.kind, r.id, r.action))
+            .collect();
+        if !changed.is_empty() {
+            state.broker.audit(Some(&caller), "apply", "mesh", AuditDecision::Allow, None, Some(changed.join("; "))).await;
+        }
+    }
     let mut body = serde_json::to_value(&plan).map_err(|error| Error::internal(error.to_string()))?;
     let status = if n_refused > 0 {
         body["error"] = json!({
@@ -182,15 +208,26 @@ fn contract_json(contract: &DataContract, versions: &[DataContract]) -> Value {
     })
 }
 
-pub async fn list_products(State(state): State<AppState>) -> axum::Json<Value> {
+pub async fn list_products(State(state): State<AppState>, Extension(caller): Extension<Caller>) -> axum::Json<Value> {
     let mesh = state.broker.mesh();
-    let products: Vec<Value> = mesh.products.values().map(|p| product_summary(&state, &mesh, p)).collect();
+    let guard = state.broker.guard();
+    let products: Vec<Value> = mesh
+        .products
+        .values()
+        .filter(|p| guard.check(&caller, AuthzAction::ReadCatalog, &AuthzResource::DataProduct(p.id.clone())).is_ok())
+        .map(|p| product_summary(&state, &mesh, p))
+        .collect();
     axum::Json(json!({ "products": products }))
 }
 
-pub async fn show_product(State(state): State<AppState>, Path(id): Path<String>) -> Result<axum::Json<Value>, ApiError> {
+pub async fn show_product(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Result<axum::Json<Value>, ApiError> {
     let mesh = state.broker.mesh();
     let product = mesh.products.get(&id).ok_or_else(|| product_not_found(&id))?;
+    state.broker.authorize(&caller, AuthzAction::ReadCatalog, &AuthzResource::DataProduct(id.clone())).await?;
     let mut body = product_summary(&state, &mesh, product);
     let contracts: Vec<Value> = product
         .output_ports
@@ -206,7 +243,11 @@ pub async fn show_product(State(state): State<AppState>, Path(id): Path<String>)
     Ok(axum::Json(body))
 }
 
-pub async fn show_contract(State(state): State<AppState>, Path(id): Path<String>) -> Result<axum::Json<Value>, ApiError> {
+pub async fn show_contract(
+    State(state): State<AppState>,
+    Extension(_caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Result<axum::Json<Value>, ApiError> {
     let mesh = state.broker.mesh();
     let versions = mesh
         .contracts
@@ -216,11 +257,13 @@ pub async fn show_contract(State(state): State<AppState>, Path(id): Path<String>
     Ok(axum::Json(contract_json(latest, versions)))
 }
 
-pub async fn list_domains(State(state): State<AppState>) -> axum::Json<Value> {
+pub async fn list_domains(State(state): State<AppState>, Extension(caller): Extension<Caller>) -> axum::Json<Value> {
     let mesh = state.broker.mesh();
+    let guard = state.broker.guard();
     let domains: Vec<Value> = mesh
         .domains
         .values()
+        .filter(|domain| guard.check(&caller, AuthzAction::ReadCatalog, &AuthzResource::Domain(domain.name.clone())).is_ok())
         .map(|domain| {
             let products: Vec<&String> = mesh.products.values().filter(|p| p.domain.as_deref() == Some(domain.name.as_str())).map(|p| &p.id).collect();
             json!({ "name": domain.name, "description": domain.description, "owners": domain.owners, "team": domain.team, "products": products })
@@ -246,8 +289,9 @@ fn target_streams(state: &AppState, target: &str) -> Result<Vec<String>, Error> 
     state.broker.stream(target).map(|stream| vec![stream.name().to_string()]).map_err(|_| product_not_found(target))
 }
 
-fn dead_letter_json(letter: &DeadLetter) -> Value {
-    let data = match serde_json::from_slice::<Value>(&letter.data) {
+fn dead_letter_json(letter: &DeadLetter, masker: Option<&Masker>) -> Value {
+    let masked = masker.map(|m| m.mask(&letter.data));
+    let data = match serde_json::from_slice::<Value>(masked.as_deref().unwrap_or(&letter.data)) {
         Ok(value) => json!({ "data": value }),
         Err(_) => json!({ "data_base64": base64::engine::general_purpose::STANDARD.encode(&letter.data) }),
     };
@@ -275,6 +319,7 @@ fn dead_letter_json(letter: &DeadLetter) -> Value {
 /// reason with examples; `?reason=CODE` lists the dead letters of one reason instead.
 pub async fn dead_letters(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(target): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> Result<axum::Json<Value>, ApiError> {
@@ -283,14 +328,18 @@ pub async fn dead_letters(
     let listing = params.get("reason").is_some() || matches!(params.get("list"), Some("true" | "1" | ""));
     let mut streams = Vec::new();
     for stream in target_streams(&state, &target)? {
+        state.broker.authorize(&caller, AuthzAction::ReadDeadLetters, &AuthzResource::Stream(stream.clone())).await?;
+        let masker = state.broker.guard().masker(&caller, &state.broker, &stream);
+        let masker = masker.as_ref();
         if listing {
             let letters = state.broker.dead_letters(&stream, params.get("reason"), limit).await?;
-            streams.push(json!({ "stream": stream, "dead_letters": letters.iter().map(dead_letter_json).collect::<Vec<_>>() }));
+            streams
+                .push(json!({ "stream": stream, "dead_letters": letters.iter().map(|l| dead_letter_json(l, masker)).collect::<Vec<_>>() }));
         } else {
             let (total, reasons) = state.broker.dead_letter_summary(&stream).await?;
             let reasons: Vec<Value> = reasons
                 .iter()
-                .map(|r| json!({ "reason": r.reason, "count": r.count, "examples": r.examples.iter().map(dead_letter_json).collect::<Vec<_>>() }))
+                .map(|r| json!({ "reason": r.reason, "count": r.count, "examples": r.examples.iter().map(|l| dead_letter_json(l, masker)).collect::<Vec<_>>() }))
                 .collect();
             streams.push(json!({ "stream": stream, "total": total, "reasons": reasons }));
         }
@@ -299,10 +348,20 @@ pub async fn dead_letters(
 }
 
 /// `POST .../dead-letters/replay`: moves dead letters that now pass the contract.
-pub async fn replay_dead_letters(State(state): State<AppState>, Path(target): Path<String>) -> Result<axum::Json<Value>, ApiError> {
+pub async fn replay_dead_letters(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(target): Path<String>,
+) -> Result<axum::Json<Value>, ApiError> {
     let mut streams = Vec::new();
     for stream in target_streams(&state, &target)? {
+        state.broker.authorize(&caller, AuthzAction::ReplayDeadLetters, &AuthzResource::Stream(stream.clone())).await?;
         let outcome = state.broker.replay_dead_letters(&stream).await?;
+        let detail = format!("moved {}, still failing {}", outcome.moved, outcome.still_failing);
+        state
+            .broker
+            .audit(Some(&caller), "replay_dead_letters", &format!("stream:{stream}"), AuditDecision::Allow, None, Some(detail))
+            .await;
         streams.push(json!({
             "stream": stream,
             "moved": outcome.moved,
