@@ -7,6 +7,7 @@ mod bad_input;
 mod cli;
 mod contracts;
 mod crash;
+mod governance;
 mod groups;
 mod keep_alive;
 mod live;
