@@ -426,24 +426,24 @@ impl Broker {
                 }
             }
         }
-        if !to_sync.is_empty() {
+        // The fsyncs of different partitions run in parallel (one blocking task each), so a
+        // request's latency is its slowest partition's fsync, not their sum.
+        let mut syncs = tokio::task::JoinSet::new();
+        for (log, next_offset, event_idxs) in to_sync {
+            if log.config().fsync != weft_log::FsyncPolicy::Always {
+                continue;
+            }
             let timed_stream = Arc::clone(stream);
-            let synced = tokio::task::spawn_blocking(move || {
-                to_sync
-                    .into_iter()
-                    .map(|(log, next_offset, event_idxs)| (timed_wait_durable(&timed_stream, &log, next_offset), event_idxs))
-                    .collect::<Vec<_>>()
-            })
-            .await
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic.into_panic()));
-            for (outcome, event_idxs) in synced {
-                if let Err(error) = outcome {
-                    let error = Error::from(error);
-                    for event_idx in event_idxs {
-                        results[event_idx] = Err(error.clone());
-                    }
-                    storage_error.get_or_insert(error);
+            syncs.spawn_blocking(move || (timed_wait_durable(&timed_stream, &log, next_offset), event_idxs));
+        }
+        while let Some(joined) = syncs.join_next().await {
+            let (outcome, event_idxs) = joined.unwrap_or_else(|panic| std::panic::resume_unwind(panic.into_panic()));
+            if let Err(error) = outcome {
+                let error = Error::from(error);
+                for event_idx in event_idxs {
+                    results[event_idx] = Err(error.clone());
                 }
+                storage_error.get_or_insert(error);
             }
         }
         stream.notify_appended();

@@ -19,6 +19,8 @@ use crate::stream::{DEAD_LETTER_SUFFIX, Stream};
 
 /// Most dead letters one listing or replay reads.
 pub const DEAD_LETTERS_SCAN_MAX: usize = 100_000;
+/// Producer recorded for dead letters that a replay moved back into their stream.
+pub const REPLAY_PRODUCER: &str = "weft:dead-letter-replay";
 /// Examples kept per reason in a summary.
 pub const EXAMPLES_PER_REASON_MAX: usize = 3;
 
@@ -201,7 +203,8 @@ impl Broker {
             }
         }
         for (partition, (builder, sources)) in batches {
-            let appended = self.append_batch(&stream, partition, builder.finish()).await?;
+            let context = crate::broker::ProduceContext { producer: REPLAY_PRODUCER.to_string() };
+            let appended = self.append_batch_as(&stream, partition, builder.finish(), &context).await?;
             let moved: Vec<(u32, u64, u64)> =
                 sources.iter().enumerate().map(|(idx, &(p, o))| (p, o, appended.base_offset + idx as u64)).collect();
             outcome.moved += moved.len() as u64;

@@ -269,6 +269,20 @@ impl GroupCoordinator {
         removed
     }
 
+    /// Every (group, stream) with a live member subscribed to it now. Groups that only commit
+    /// (the Kafka listener's) are in the metadata store's committed offsets instead.
+    pub fn subscriptions(&self) -> Vec<(String, String)> {
+        let now_ms = self.clock.now_ms();
+        let groups = self.lock();
+        let mut subscriptions: BTreeSet<(String, String)> = BTreeSet::new();
+        for (group_name, group) in groups.iter() {
+            for member in group.members.values().filter(|m| now_ms - m.last_seen_ms <= m.session_timeout_ms) {
+                subscriptions.extend(member.streams.iter().map(|stream| (group_name.clone(), stream.clone())));
+            }
+        }
+        subscriptions.into_iter().collect()
+    }
+
     pub fn describe(&self, group_name: &str, stream: &Stream) -> Result<GroupDescription, Error> {
         check_group_name("group", group_name)?;
         let now_ms = self.clock.now_ms();

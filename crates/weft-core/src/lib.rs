@@ -14,6 +14,7 @@ pub mod error;
 pub mod group;
 pub mod guard;
 pub mod json_key;
+pub mod kafka_support;
 pub mod lineage;
 pub mod mesh;
 pub mod meta;

@@ -212,6 +212,13 @@ pub trait SchemaSink: Send + Sync {
     fn register_json_schema(&self, subject: &str, schema: &Value) -> Result<(), String>;
     /// Subjects under which a schema id is registered (empty if the id is unknown).
     fn subjects_of_schema(&self, schema_id: u32) -> Vec<String>;
+    /// The registry's schema type of an id (`JSON`, `AVRO`, `PROTOBUF`), if it is known.
+    /// The Kafka listener uses it to tell Avro-framed values, which a JSON contract cannot
+    /// check, from JSON ones.
+    fn schema_type(&self, schema_id: u32) -> Option<String> {
+        let _ = schema_id;
+        None
+    }
 }
 
 struct Parsed {

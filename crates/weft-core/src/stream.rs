@@ -123,6 +123,7 @@ pub struct Stream {
     round_robin: AtomicU32,
     changes: watch::Sender<u64>,
     governance: std::sync::RwLock<Option<Arc<Governance>>>,
+    activity: crate::stream_activity::StreamActivity,
 }
 
 impl Stream {
@@ -142,6 +143,7 @@ impl Stream {
             round_robin: AtomicU32::new(0),
             changes: watch::Sender::new(0),
             governance: std::sync::RwLock::new(None),
+            activity: crate::stream_activity::StreamActivity::default(),
         })
     }
 
@@ -193,6 +195,11 @@ impl Stream {
 
     pub(crate) fn set_governance(&self, governance: Option<Arc<Governance>>) {
         *self.governance.write().unwrap_or_else(|poison| poison.into_inner()) = governance;
+    }
+
+    /// What the server has measured about this stream since it started.
+    pub fn activity(&self) -> &crate::stream_activity::StreamActivity {
+        &self.activity
     }
 
     /// A receiver that changes whenever events are appended to any partition.

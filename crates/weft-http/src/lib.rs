@@ -13,13 +13,19 @@
 //! `WAIT_MS_MAX`, live-tail buffer `LIVE_BUFFER_EVENTS_MAX`.
 
 mod api_error;
+mod auth;
+mod catalog;
+mod governance;
 mod groups;
 mod live;
 mod mesh;
+mod metrics;
+mod openlineage;
 mod produce;
 mod query;
 mod render;
 mod streams;
+mod ui;
 
 use std::sync::Arc;
 
@@ -59,8 +65,12 @@ pub struct AppState {
 
 /// The whole HTTP API.
 pub fn router(broker: Arc<Broker>) -> Router {
+    build_router(broker, None)
+}
+
+fn build_router(broker: Arc<Broker>, registry: Option<Arc<weft_registry::Registry>>) -> Router {
     let state = AppState { broker };
-    Router::new()
+    let mut app = Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/api/v1/streams", post(streams::create).get(streams::list))
         .route("/api/v1/streams/{name}", get(streams::show))
@@ -79,14 +89,32 @@ pub fn router(broker: Arc<Broker>) -> Router {
         .route("/api/v1/products/{id}/dead-letters/replay", post(mesh::replay_dead_letters))
         .route("/api/v1/contracts/{id}", get(mesh::show_contract))
         .route("/api/v1/domains", get(mesh::list_domains))
-        .fallback(api_error::route_not_found)
+        .route("/api/v1/search", get(catalog::search))
+        .route("/api/v1/lineage/{product}", get(catalog::lineage))
+        .route("/api/v1/lineage/{product}/openlineage", get(catalog::product_openlineage))
+        .route("/api/v1/openlineage", get(catalog::all_openlineage))
+        .route("/metrics", get(metrics::metrics))
+        .route("/", get(ui::index))
+        .route("/ui/{*path}", get(ui::asset_or_index))
+        .route("/api/v1/principals", post(governance::create_principal).get(governance::list_principals))
+        .route("/api/v1/tokens", post(governance::create_token).get(governance::list_tokens))
+        .route("/api/v1/tokens/{id}", delete(governance::revoke_token))
+        .route("/api/v1/authz/schema", get(governance::schema))
+        .route("/api/v1/authz/explain", post(governance::explain))
+        .route("/api/v1/audit", get(governance::search_audit))
+        .route("/api/v1/audit/verify", get(governance::verify_audit));
+    if let Some(registry) = registry {
+        app = app.nest_service("/registry", weft_registry::router(registry));
+    }
+    app.fallback(api_error::route_not_found)
         .method_not_allowed_fallback(api_error::method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), auth::authenticate))
         .with_state(state)
 }
 
 /// The whole HTTP API with the Confluent-compatible schema registry nested at `/registry`.
 pub fn router_with_registry(broker: Arc<Broker>, registry: Arc<weft_registry::Registry>) -> Router {
-    router(broker).nest("/registry", weft_registry::router(registry))
+    build_router(broker, Some(registry))
 }
 
 /// Like `serve`, with the schema registry mounted at `/registry`.
@@ -96,7 +124,8 @@ pub async fn serve_with_registry(
     registry: Arc<weft_registry::Registry>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router_with_registry(broker, registry)).with_graceful_shutdown(shutdown).await
+    let app = router_with_registry(broker, registry).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
 }
 
 /// Serves the API on `listener` until `shutdown` resolves.
@@ -105,5 +134,7 @@ pub async fn serve(
     broker: Arc<Broker>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(broker)).with_graceful_shutdown(shutdown).await
+    axum::serve(listener, router(broker).into_make_service_with_connect_info::<std::net::SocketAddr>())
+        .with_graceful_shutdown(shutdown)
+        .await
 }

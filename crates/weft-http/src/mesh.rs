@@ -240,6 +240,7 @@ pub async fn show_product(
     body["support"] = json!(product.support);
     body["team"] = json!(product.team);
     body["owners"] = json!(product.domain.as_ref().and_then(|d| mesh.domains.get(d)).map(|d| d.owners.clone()).unwrap_or_default());
+    crate::catalog::add_stream_observations(&state, &caller, &mut body).await?;
     Ok(axum::Json(body))
 }
 

@@ -6,6 +6,7 @@
 
 mod cli;
 mod client;
+mod demo;
 mod registry_sink;
 mod serve;
 
@@ -58,6 +59,8 @@ enum Command {
     /// Verify and search the tamper-evident audit log.
     #[command(subcommand)]
     Audit(cli::governance::AuditCommand),
+    /// Search the catalog: products, contracts, properties, streams and domains.
+    Search(cli::search::SearchArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -76,6 +79,7 @@ fn main() -> std::process::ExitCode {
         Command::Token(command) => cli::governance::token(&client, command),
         Command::Authz(command) => cli::governance::authz(&client, command),
         Command::Audit(command) => cli::governance::audit(&client, command),
+        Command::Search(args) => cli::search::run(&client, args),
     };
     match result {
         Ok(code) => code,

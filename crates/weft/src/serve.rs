@@ -31,6 +31,9 @@ pub struct ServeArgs {
     /// only for local benchmarks on loopback.
     #[arg(long, env = "WEFT_AUTH", default_value = "on", value_parser = ["on", "off"])]
     auth: String,
+    /// Apply the example mesh and run a small generator (three producers, one consumer group).
+    #[arg(long)]
+    demo: bool,
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
@@ -76,6 +79,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             (host.to_string(), port.parse::<u16>().context("--kafka-advertised port")? as i32)
         }
     };
+    broker.set_kafka_bootstrap(format!("{}:{}", advertised.0, advertised.1));
     tracing::info!(
         data_dir = %args.data_dir.display(),
         http = %format!("http://{}", listener.local_addr()?),
@@ -93,6 +97,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let stopped = |mut receiver: tokio::sync::watch::Receiver<bool>| async move {
         let _ = receiver.wait_for(|stop| *stop).await;
     };
+    if args.demo {
+        let applying = Arc::clone(&broker);
+        tokio::task::spawn_blocking(move || crate::demo::apply_examples(&applying)).await??;
+        tokio::spawn(crate::demo::run(Arc::clone(&broker), stop_receiver.clone()));
+    }
     let kafka = tokio::spawn(weft_kafka::serve(kafka_listener, Arc::clone(&broker), advertised, stopped(stop_receiver.clone())));
     weft_http::serve_with_registry(listener, Arc::clone(&broker), registry, stopped(stop_receiver)).await.context("serving HTTP")?;
     kafka.await?.context("serving Kafka")?;

@@ -7,6 +7,7 @@ pub mod dlq;
 pub mod governance;
 pub mod produce;
 pub mod products;
+pub mod search;
 pub mod streams;
 
 /// Percent-encodes one path segment (stream and group names are plain, but be safe).

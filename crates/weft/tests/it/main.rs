@@ -4,6 +4,7 @@
 //! server), so tests run in parallel and never share state.
 
 mod bad_input;
+mod catalog;
 mod cli;
 mod contracts;
 mod crash;

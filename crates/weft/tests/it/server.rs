@@ -136,15 +136,23 @@ pub struct Server {
     base_url: String,
     agent: ureq::Agent,
     token: TokenSlot,
+    /// Arguments added to every `weft serve` of this server (e.g. `--demo`).
+    serve_args: Vec<String>,
 }
 
 impl Server {
     /// Starts a server on a fresh data directory and waits until it is ready.
     pub fn start() -> Self {
+        Self::start_with_args(&[])
+    }
+
+    /// Like `start`, with extra `weft serve` arguments.
+    pub fn start_with_args(serve_args: &[&str]) -> Self {
         let root = tempfile::Builder::new().prefix("weft-it-").tempdir().expect("creating a temporary directory");
         std::fs::create_dir(root.path().join("data")).expect("creating the data directory");
         let token = TokenSlot::default();
-        let mut server = Self { root, child: None, base_url: String::new(), agent: agent(&token), token };
+        let serve_args = serve_args.iter().map(|a| a.to_string()).collect();
+        let mut server = Self { root, child: None, base_url: String::new(), agent: agent(&token), token, serve_args };
         server.start_again();
         server
     }
@@ -180,6 +188,7 @@ impl Server {
                 .args(["serve", "--data-dir"])
                 .arg(self.data_dir())
                 .args(["--listen", &format!("127.0.0.1:{port}")])
+                .args(&self.serve_args)
                 .env("RUST_LOG", "info")
                 // The Kafka listener defaults to the fixed port 9092, which parallel servers cannot share.
                 .env("WEFT_KAFKA_LISTEN", "127.0.0.1:0")
