@@ -73,7 +73,7 @@ pub fn parse(text: &str, references: &[String]) -> Result<(AvroSchema, Value), S
 
 /// The dedup form: compact JSON with object keys sorted (field order is kept: it is an array).
 pub fn canonical(value: &Value) -> String {
-    value.to_string()
+    crate::json_schema::canonical(value)
 }
 
 #[derive(Default)]

@@ -46,10 +46,43 @@ pub fn parse(text: &str) -> Result<Value, String> {
     Ok(value)
 }
 
-/// The dedup form: compact JSON with object keys sorted.
+/// The dedup form: compact JSON with object keys sorted. The keys are sorted here rather than
+/// left to serde_json's map, whose order depends on a cargo feature (`preserve_order`) that any
+/// other crate in the build can turn on.
 pub fn canonical(value: &Value) -> String {
-    // serde_json's map is a BTreeMap here (no `preserve_order`), so printing sorts keys.
-    value.to_string()
+    let mut out = String::new();
+    write_canonical(value, &mut out);
+    out
+}
+
+fn write_canonical(value: &Value, out: &mut String) {
+    match value {
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            out.push('{');
+            for (idx, key) in keys.into_iter().enumerate() {
+                if idx > 0 {
+                    out.push(',');
+                }
+                out.push_str(&Value::String(key.clone()).to_string());
+                out.push(':');
+                write_canonical(&map[key], out);
+            }
+            out.push('}');
+        }
+        Value::Array(items) => {
+            out.push('[');
+            for (idx, item) in items.iter().enumerate() {
+                if idx > 0 {
+                    out.push(',');
+                }
+                write_canonical(item, out);
+            }
+            out.push(']');
+        }
+        scalar => out.push_str(&scalar.to_string()),
+    }
 }
 
 fn check_shape(schema: &Value, root: &Value, pointer: &str, depth: usize) -> Result<(), String> {
