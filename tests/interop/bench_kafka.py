@@ -123,7 +123,7 @@ def main():
     n_events = int(sys.argv[1]) if len(sys.argv) > 1 else 2_000_000
     fsync = sys.argv[2] if len(sys.argv) > 2 else "always"
     with tempfile.TemporaryDirectory() as tmp:
-        weft = WeftServer(Path(tmp) / "data", Path(tmp) / "weft.log")
+        weft = WeftServer(Path(tmp) / "data", Path(tmp) / "weft.log", extra_args=["--auth", "off"])  # plaintext clients, as before governance
         weft.start()
         try:
             weft.create_stream("bench.kafka", partitions=N_PARTITIONS, fsync=fsync)

@@ -4,6 +4,11 @@ The server is the debug binary (`target/debug/weft`, or `$WEFT_BIN`), started on
 ports with a fresh data directory, and is ready when `/healthz` answers (polled with a
 bounded deadline, never a fixed sleep). Tests talk to it with real Kafka clients
 (kcat, confluent-kafka) and over HTTP.
+
+Authentication is on, as in production: after start the fixture reads the admin token the
+server wrote to `<data-dir>/admin.token`; HTTP calls send it as a Bearer token, Kafka
+clients use SASL/PLAIN (`admin` / the token) over SASL_PLAINTEXT (`kafka_config`,
+`kcat_args`), and the schema registry client uses Basic auth (`registry_config`).
 """
 
 import json
@@ -33,12 +38,14 @@ def free_port() -> int:
 class WeftServer:
     """One `weft serve` process; can be killed and started again on the same data dir."""
 
-    def __init__(self, data_dir: Path, log_path: Path):
+    def __init__(self, data_dir: Path, log_path: Path, extra_args=()):
         self.data_dir = data_dir
+        self.extra_args = list(extra_args)
         self.log_path = log_path
         self.http_port = free_port()
         self.kafka_port = free_port()
         self.process = None
+        self.admin_token = None
 
     @property
     def http(self) -> str:
@@ -61,6 +68,7 @@ class WeftServer:
                 f"127.0.0.1:{self.http_port}",
                 "--kafka-listen",
                 f"127.0.0.1:{self.kafka_port}",
+                *self.extra_args,
             ],
             stdout=log,
             stderr=log,
@@ -73,6 +81,7 @@ class WeftServer:
             try:
                 with urllib.request.urlopen(f"{self.http}/healthz", timeout=1) as response:
                     if response.status == 200:
+                        self.admin_token = (self.data_dir / "admin.token").read_text().strip()
                         return
             except (urllib.error.URLError, ConnectionError, OSError):
                 pass
@@ -97,11 +106,39 @@ class WeftServer:
     def is_alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
+    # Client configuration
+
+    def kafka_config(self, username="admin", password=None, **extra) -> dict:
+        """confluent-kafka configuration: SASL/PLAIN as `username` (admin by default)."""
+        return {
+            "bootstrap.servers": self.bootstrap,
+            "security.protocol": "SASL_PLAINTEXT",
+            "sasl.mechanism": "PLAIN",
+            "sasl.username": username,
+            "sasl.password": self.admin_token if password is None else password,
+            **extra,
+        }
+
+    def kcat_args(self, username="admin", password=None) -> list:
+        """kcat's broker and SASL/PLAIN arguments."""
+        password = self.admin_token if password is None else password
+        return [
+            "-b", self.bootstrap,
+            "-X", "security.protocol=SASL_PLAINTEXT",
+            "-X", "sasl.mechanisms=PLAIN",
+            "-X", f"sasl.username={username}",
+            "-X", f"sasl.password={password}",
+        ]
+
+    def registry_config(self, **extra) -> dict:
+        """SchemaRegistryClient configuration for Weft's registry, as admin."""
+        return {"url": f"{self.http}/registry", "basic.auth.user.info": f"admin:{self.admin_token}", **extra}
+
     # HTTP helpers
 
-    def request(self, method: str, path: str, body=None, content_type="application/json"):
+    def request(self, method: str, path: str, body=None, content_type="application/json", token=None):
         data = None
-        headers = {}
+        headers = {"authorization": f"Bearer {token or self.admin_token}"}
         if body is not None:
             data = body if isinstance(body, bytes) else json.dumps(body).encode()
             headers["content-type"] = content_type
@@ -121,6 +158,19 @@ class WeftServer:
         status, reply = self.request("POST", "/api/v1/streams", body)
         assert status == 201, reply
 
+    def create_principal(self, name: str) -> str:
+        """Creates a principal and returns a new token of it."""
+        status, reply = self.request("POST", "/api/v1/principals", {"name": name})
+        assert status == 201, reply
+        status, reply = self.request("POST", "/api/v1/tokens", {"principal": name})
+        assert status == 201, reply
+        return reply["token"]
+
+    def apply(self, yaml_text: str):
+        status, reply = self.request("POST", "/api/v1/apply", yaml_text.encode(), "application/yaml")
+        assert status == 200, reply
+        return reply
+
     def fetch_events(self, name: str, partition: int = 0, offset: int = 0, limit: int = 10_000) -> list:
         status, reply = self.request("GET", f"/api/v1/streams/{name}/events?partition={partition}&offset={offset}&limit={limit}")
         assert status == 200, reply
@@ -136,6 +186,15 @@ class WeftServer:
 @pytest.fixture
 def weft(tmp_path):
     server = WeftServer(tmp_path / "data", tmp_path / "weft.log")
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def weft_auth_off(tmp_path):
+    """A server started with `--auth off`: plaintext Kafka clients are accepted as admin."""
+    server = WeftServer(tmp_path / "data-auth-off", tmp_path / "weft-auth-off.log", extra_args=["--auth", "off"])
     server.start()
     yield server
     server.stop()

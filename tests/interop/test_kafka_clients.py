@@ -18,13 +18,13 @@ CODECS = ["gzip", "snappy", "lz4", "zstd"]
 
 
 def producer(weft, **config):
-    return Producer({"bootstrap.servers": weft.bootstrap, "linger.ms": 5, **config})
+    return Producer(weft.kafka_config(**{"linger.ms": 5, **config}))
 
 
 def consumer(weft, group, **config):
     return Consumer(
         {
-            "bootstrap.servers": weft.bootstrap,
+            **weft.kafka_config(),
             "group.id": group,
             "auto.offset.reset": "earliest",
             "enable.auto.commit": False,
@@ -71,7 +71,7 @@ def kcat_run(kcat, *args, stdin=None):
 def test_kcat_lists_streams_as_topics_of_a_one_node_cluster(weft, kcat):
     weft.create_stream("sales.orders.v1", partitions=4, key="/customer_id")
     weft.create_stream("sales.refunds.v1", partitions=1)
-    listing = json.loads(kcat_run(kcat, "-b", weft.bootstrap, "-L", "-J"))
+    listing = json.loads(kcat_run(kcat, *weft.kcat_args(), "-L", "-J"))
     assert [broker["id"] for broker in listing["brokers"]] == [0]
     topics = {topic["topic"]: topic for topic in listing["topics"]}
     assert set(topics) == {"sales.orders.v1", "sales.refunds.v1"}
@@ -82,8 +82,8 @@ def test_kcat_lists_streams_as_topics_of_a_one_node_cluster(weft, kcat):
 def test_kcat_produce_then_consume_round_trips_and_reads_over_http_as_synthesized_events(weft, kcat):
     weft.create_stream("plain", partitions=2)
     lines = b"".join(f"k{i}:{{\"n\":{i}}}\n".encode() for i in range(50))
-    kcat_run(kcat, "-b", weft.bootstrap, "-P", "-t", "plain", "-K:", stdin=lines)
-    out = kcat_run(kcat, "-b", weft.bootstrap, "-C", "-t", "plain", "-o", "beginning", "-e", "-q", "-f", "%k=%s\n")
+    kcat_run(kcat, *weft.kcat_args(), "-P", "-t", "plain", "-K:", stdin=lines)
+    out = kcat_run(kcat, *weft.kcat_args(), "-C", "-t", "plain", "-o", "beginning", "-e", "-q", "-f", "%k=%s\n")
     got = sorted(out.decode().splitlines())
     assert got == sorted(f"k{i}={{\"n\":{i}}}" for i in range(50))
     events = weft.all_events("plain", 2)
@@ -98,10 +98,10 @@ def test_kcat_produce_then_consume_round_trips_and_reads_over_http_as_synthesize
 def test_kcat_compressed_batches_read_back_over_http(weft, kcat, codec):
     weft.create_stream("zipped", partitions=1)
     lines = b"".join(f"{{\"codec\":\"{codec}\",\"n\":{i}}}\n".encode() for i in range(200))
-    kcat_run(kcat, "-b", weft.bootstrap, "-P", "-t", "zipped", "-z", codec, stdin=lines)
+    kcat_run(kcat, *weft.kcat_args(), "-P", "-t", "zipped", "-z", codec, stdin=lines)
     events = weft.fetch_events("zipped")
     assert [envelope["event"]["data"]["n"] for envelope in events] == list(range(200))
-    out = kcat_run(kcat, "-b", weft.bootstrap, "-C", "-t", "zipped", "-o", "beginning", "-e", "-q")
+    out = kcat_run(kcat, *weft.kcat_args(), "-C", "-t", "zipped", "-o", "beginning", "-e", "-q")
     assert len(out.splitlines()) == 200
 
 
@@ -254,7 +254,7 @@ def test_kafka_record_with_ce_headers_reads_over_http_as_that_cloudevent(weft):
 
 
 def test_create_topics_is_refused_with_policy_violation(weft):
-    admin = AdminClient({"bootstrap.servers": weft.bootstrap})
+    admin = AdminClient(weft.kafka_config())
     futures = admin.create_topics([NewTopic("made.by.kafka", num_partitions=1, replication_factor=1)])
     with pytest.raises(KafkaException) as raised:
         futures["made.by.kafka"].result(timeout=CLIENT_DEADLINE_S)
@@ -267,7 +267,7 @@ def test_create_topics_is_refused_with_policy_violation(weft):
 
 def test_describe_configs_reports_stream_retention(weft):
     weft.create_stream("configured", partitions=1)
-    admin = AdminClient({"bootstrap.servers": weft.bootstrap})
+    admin = AdminClient(weft.kafka_config())
     futures = admin.describe_configs([ConfigResource(ConfigResource.Type.TOPIC, "configured")])
     configs = list(futures.values())[0].result(timeout=CLIENT_DEADLINE_S)
     assert configs["cleanup.policy"].value == "delete"

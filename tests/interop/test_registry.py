@@ -7,9 +7,11 @@ versions, lookups, compatibility verdicts with messages, config, soft and hard d
 error codes, and the serializers' wire format (magic 0 + 4-byte big-endian schema id).
 """
 
+import base64
 import json
 import struct
 import urllib.error
+import urllib.parse
 import urllib.request
 
 import pytest
@@ -64,7 +66,10 @@ def avro_schema(value) -> Schema:
 
 @pytest.fixture
 def registry_url(weft) -> str:
-    return f"{weft.http}/registry"
+    """The registry's URL with the admin's credentials as userinfo, which
+    `SchemaRegistryClient` sends as HTTP Basic auth (its default credentials source)."""
+    host = weft.http.removeprefix("http://")
+    return f"http://admin:{weft.admin_token}@{host}/registry"
 
 
 @pytest.fixture
@@ -76,6 +81,12 @@ def raw(method: str, url: str, body=None):
     """A plain HTTP call, for fields the client does not expose (verbose messages)."""
     data = json.dumps(body).encode() if body is not None else None
     headers = {"content-type": "application/vnd.schemaregistry.v1+json"} if data else {}
+    parsed = urllib.parse.urlsplit(url)
+    if parsed.username is not None:
+        # urllib does not send userinfo: move it into an Authorization header.
+        userinfo = base64.b64encode(f"{parsed.username}:{parsed.password}".encode()).decode()
+        headers["authorization"] = f"Basic {userinfo}"
+        url = parsed._replace(netloc=parsed.hostname + (f":{parsed.port}" if parsed.port else "")).geturl()
     request = urllib.request.Request(url, data=data, method=method, headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=10) as response:

@@ -22,10 +22,12 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::SyncGroup, 0, 3),
     (ApiKey::DescribeGroups, 0, 4),
     (ApiKey::ListGroups, 0, 2),
+    (ApiKey::SaslHandshake, 0, 1),
     (ApiKey::ApiVersions, 0, 3),
     (ApiKey::CreateTopics, 2, 4),
     (ApiKey::InitProducerId, 0, 1),
     (ApiKey::DescribeConfigs, 1, 3),
+    (ApiKey::SaslAuthenticate, 0, 1),
 ];
 
 /// The (lowest, highest) supported version of `api`, or `None` if it is not answered.

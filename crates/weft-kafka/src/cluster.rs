@@ -16,9 +16,10 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 use weft_core::Stream;
+use weft_core::guard::Caller;
 
-use crate::Context;
 use crate::api::SUPPORTED_APIS;
+use crate::{Context, authz};
 
 /// The id of the one node.
 pub const NODE_ID: i32 = 0;
@@ -73,7 +74,9 @@ fn topic_metadata(version: i16, stream: &Stream) -> MetadataResponseTopic {
     MetadataResponseTopic::default().with_name(Some(TopicName(str_bytes(stream.name())))).with_partitions(partitions)
 }
 
-pub fn metadata(context: &Context, version: i16, request: MetadataRequest) -> MetadataResponse {
+/// Every stream the caller may `read_catalog`, Weft's own `_weft.*` streams never; a requested
+/// stream the caller may not see gets TOPIC_AUTHORIZATION_FAILED.
+pub fn metadata(context: &Context, caller: &Caller, version: i16, request: MetadataRequest) -> MetadataResponse {
     // v0: an empty list means every topic; v1+: null means every topic.
     let requested: Option<Vec<String>> = match request.topics {
         None => None,
@@ -81,10 +84,19 @@ pub fn metadata(context: &Context, version: i16, request: MetadataRequest) -> Me
         Some(topics) => Some(topics.into_iter().map(|topic| topic.name.map(|name| name.0.to_string()).unwrap_or_default()).collect()),
     };
     let topics = match requested {
-        None => context.broker.streams().iter().map(|stream| topic_metadata(version, stream)).collect(),
+        None => context
+            .broker
+            .streams()
+            .iter()
+            .filter(|stream| authz::sees_stream(context, caller, stream.name()))
+            .map(|stream| topic_metadata(version, stream))
+            .collect(),
         Some(names) => names
             .into_iter()
             .map(|name| match context.broker.stream(&name) {
+                Ok(_) if !authz::sees_stream(context, caller, &name) => MetadataResponseTopic::default()
+                    .with_name(Some(TopicName(str_bytes(name))))
+                    .with_error_code(ResponseError::TopicAuthorizationFailed.code()),
                 Ok(stream) => topic_metadata(version, &stream),
                 Err(_) => {
                     let error = if weft_core::stream::check_stream_name(&name).is_ok() {
@@ -107,13 +119,26 @@ pub fn metadata(context: &Context, version: i16, request: MetadataRequest) -> Me
     response
 }
 
-pub fn find_coordinator(context: &Context, version: i16, request: FindCoordinatorRequest) -> FindCoordinatorResponse {
+pub async fn find_coordinator(
+    context: &Context,
+    caller: &Caller,
+    version: i16,
+    request: FindCoordinatorRequest,
+) -> FindCoordinatorResponse {
     let mut response = FindCoordinatorResponse::default();
     // key_type 1 asks for a transaction coordinator; Weft has no transactions.
     if request.key_type != 0 {
         response.error_code = ResponseError::CoordinatorNotAvailable.code();
         if version >= 1 {
             response.error_message = Some(str_bytes("transactions are not supported"));
+        }
+        response.node_id = BrokerId(-1);
+        return response;
+    }
+    if let Err((error_code, message)) = authz::consume_group(context, caller, request.key.as_str()).await {
+        response.error_code = error_code;
+        if version >= 1 {
+            response.error_message = Some(str_bytes(message));
         }
         response.node_id = BrokerId(-1);
         return response;
@@ -144,7 +169,7 @@ fn topic_configs(stream: &Stream) -> Vec<(&'static str, String, bool)> {
     ]
 }
 
-pub fn describe_configs(context: &Context, version: i16, request: DescribeConfigsRequest) -> DescribeConfigsResponse {
+pub fn describe_configs(context: &Context, caller: &Caller, version: i16, request: DescribeConfigsRequest) -> DescribeConfigsResponse {
     let results = request
         .resources
         .into_iter()
@@ -155,6 +180,11 @@ pub fn describe_configs(context: &Context, version: i16, request: DescribeConfig
             let wanted = |name: &str| resource.configuration_keys.as_ref().is_none_or(|keys| keys.iter().any(|key| key.as_str() == name));
             let entries = match resource.resource_type {
                 DESCRIBE_CONFIGS_RESOURCE_TOPIC => match context.broker.stream(resource.resource_name.as_str()) {
+                    Ok(stream) if !authz::sees_stream(context, caller, stream.name()) => {
+                        result.error_code = ResponseError::TopicAuthorizationFailed.code();
+                        result.error_message = Some(str_bytes(authz::catalog_denial(stream.name())));
+                        Vec::new()
+                    }
                     Ok(stream) => topic_configs(&stream),
                     Err(error) => {
                         result.error_code = ResponseError::UnknownTopicOrPartition.code();

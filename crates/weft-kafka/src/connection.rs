@@ -5,7 +5,9 @@
 //! connection can hold to that many frames of at most `REQUEST_BYTES_MAX`.
 //!
 //! Any framing or decoding error closes the connection (after answering the requests read
-//! before it), which is what Kafka does with requests it cannot parse.
+//! before it), which is what Kafka does with requests it cannot parse. So does any request
+//! other than ApiVersions and the SASL ones before the connection authenticated (`sasl`),
+//! and a failed authentication, after its response.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -18,6 +20,7 @@ use tokio::net::tcp::OwnedReadHalf;
 use tokio::sync::{mpsc, watch};
 
 use crate::frame::{Decoded, FrameError, REQUEST_BYTES_MAX, Request, decode_request, encode_response};
+use crate::sasl::{self, SaslState, Session};
 use crate::{Context, cluster, fetch, groups, produce};
 
 /// Requests read ahead of the one being answered.
@@ -33,6 +36,7 @@ pub(crate) async fn run(socket: TcpStream, peer: SocketAddr, context: Arc<Contex
         }
     });
     let client = ClientAddress(peer);
+    let mut session = Session::new(&context.broker, peer);
     loop {
         let frame = tokio::select! {
             biased;
@@ -42,13 +46,30 @@ pub(crate) async fn run(socket: TcpStream, peer: SocketAddr, context: Arc<Contex
                 None => break,
             },
         };
-        match answer(&context, &client, frame).await {
-            Ok(Some(response)) => {
-                if write_half.write_all(&response).await.is_err() {
+        if session.state == SaslState::RawTokenNext {
+            // After SaslHandshake v0 the client sends the bare PLAIN token, not a request;
+            // success is an empty frame, failure closes the connection.
+            match sasl::authenticate_raw(&context.broker, &mut session, &frame).await {
+                Ok(()) if write_half.write_all(&0i32.to_be_bytes()).await.is_ok() => continue,
+                Ok(()) => break,
+                Err(message) => {
+                    tracing::debug!(%peer, %message, "kafka sasl authentication failed; closing the connection");
                     break;
                 }
             }
-            Ok(None) => {}
+        }
+        match answer(&context, &client, &mut session, frame).await {
+            Ok(Reply { response, close }) => {
+                if let Some(response) = response
+                    && write_half.write_all(&response).await.is_err()
+                {
+                    break;
+                }
+                if close {
+                    tracing::debug!(%peer, "kafka sasl authentication failed; closing the connection");
+                    break;
+                }
+            }
             Err(error) => {
                 tracing::debug!(%peer, %error, "kafka request refused; closing the connection");
                 break;
@@ -95,44 +116,73 @@ async fn read_frames(mut reader: OwnedReadHalf, frames: mpsc::Sender<Bytes>) -> 
     }
 }
 
-/// Decodes and answers one request frame: `Ok(None)` for requests Kafka does not answer
-/// (Produce with acks 0), `Err` to close the connection.
-pub(crate) async fn answer(context: &Context, client: &ClientAddress, frame: Bytes) -> Result<Option<Bytes>, FrameError> {
+/// What to send back for one request, and whether to close the connection after it.
+pub(crate) struct Reply {
+    /// `None` for requests Kafka does not answer (Produce with acks 0).
+    pub response: Option<Bytes>,
+    pub close: bool,
+}
+
+impl From<Option<Bytes>> for Reply {
+    fn from(response: Option<Bytes>) -> Self {
+        Self { response, close: false }
+    }
+}
+
+/// Decodes and answers one request frame; `Err` closes the connection. Before SASL
+/// authentication only ApiVersions, SaslHandshake and SaslAuthenticate are answered.
+pub(crate) async fn answer(context: &Context, client: &ClientAddress, session: &mut Session, frame: Bytes) -> Result<Reply, FrameError> {
     let (header, api, request) = match decode_request(frame)? {
         Decoded::Request { header, api, request } => (header, api, request),
         Decoded::UnsupportedApiVersions { correlation_id } => {
             let response = cluster::api_versions(kafka_protocol::ResponseError::UnsupportedVersion.code());
-            return encode_response(ApiKey::ApiVersions, 0, correlation_id, &response).map(Some);
+            return encode_response(ApiKey::ApiVersions, 0, correlation_id, &response).map(|bytes| Some(bytes).into());
         }
     };
     let version = header.request_api_version;
     let correlation_id = header.correlation_id;
-    let client_id = header.client_id.as_ref().map(|id| id.as_str().to_string()).unwrap_or_default();
     macro_rules! respond {
         ($response:expr) => {
-            encode_response(api, version, correlation_id, &$response).map(Some)
+            encode_response(api, version, correlation_id, &$response).map(|bytes| Some(bytes).into())
         };
     }
+    let caller = match (&request, &session.caller) {
+        (Request::ApiVersions(_), _) => return respond!(cluster::api_versions(crate::errors::NONE)),
+        (Request::SaslHandshake(request), _) => return respond!(sasl::handshake(session, version, request)),
+        (Request::SaslAuthenticate(request), _) => {
+            return match sasl::authenticate(&context.broker, session, request).await {
+                Ok(response) => respond!(response),
+                Err(response) => {
+                    let bytes = encode_response(api, version, correlation_id, &response)?;
+                    Ok(Reply { response: Some(bytes), close: true })
+                }
+            };
+        }
+        (_, None) => return Err(FrameError::NotAuthenticated(api)),
+        (_, Some(caller)) => caller.clone(),
+    };
+    let caller = &caller;
+    let client_id = header.client_id.as_ref().map(|id| id.as_str().to_string()).unwrap_or_default();
     match request {
-        Request::ApiVersions(_) => respond!(cluster::api_versions(crate::errors::NONE)),
-        Request::Metadata(request) => respond!(cluster::metadata(context, version, request)),
-        Request::FindCoordinator(request) => respond!(cluster::find_coordinator(context, version, request)),
-        Request::DescribeConfigs(request) => respond!(cluster::describe_configs(context, version, request)),
+        Request::ApiVersions(_) | Request::SaslHandshake(_) | Request::SaslAuthenticate(_) => unreachable!("answered above"),
+        Request::Metadata(request) => respond!(cluster::metadata(context, caller, version, request)),
+        Request::FindCoordinator(request) => respond!(cluster::find_coordinator(context, caller, version, request).await),
+        Request::DescribeConfigs(request) => respond!(cluster::describe_configs(context, caller, version, request)),
         Request::CreateTopics(request) => respond!(cluster::create_topics(context, version, request)),
         Request::InitProducerId(request) => respond!(produce::init_producer_id(context, request)),
-        Request::Produce(request) => match produce::produce(context, version, request).await {
+        Request::Produce(request) => match produce::produce(context, caller, version, request).await {
             Some(response) => respond!(response),
-            None => Ok(None),
+            None => Ok(Reply { response: None, close: false }),
         },
-        Request::Fetch(request) => respond!(fetch::fetch(context, version, request).await),
-        Request::ListOffsets(request) => respond!(fetch::list_offsets(context, version, request).await),
-        Request::JoinGroup(request) => respond!(groups::join_group(context, version, &client_id, client, request).await),
-        Request::SyncGroup(request) => respond!(groups::sync_group(context, request).await),
-        Request::Heartbeat(request) => respond!(groups::heartbeat(context, request)),
-        Request::LeaveGroup(request) => respond!(groups::leave_group(context, version, request)),
-        Request::OffsetCommit(request) => respond!(groups::offset_commit(context, version, request).await),
-        Request::OffsetFetch(request) => respond!(groups::offset_fetch(context, version, request).await),
-        Request::ListGroups(_) => respond!(groups::list_groups(context).await),
-        Request::DescribeGroups(request) => respond!(groups::describe_groups(context, version, request)),
+        Request::Fetch(request) => respond!(fetch::fetch(context, caller, version, request).await),
+        Request::ListOffsets(request) => respond!(fetch::list_offsets(context, caller, version, request).await),
+        Request::JoinGroup(request) => respond!(groups::join_group(context, caller, version, &client_id, client, request).await),
+        Request::SyncGroup(request) => respond!(groups::sync_group(context, caller, request).await),
+        Request::Heartbeat(request) => respond!(groups::heartbeat(context, caller, request).await),
+        Request::LeaveGroup(request) => respond!(groups::leave_group(context, caller, version, request).await),
+        Request::OffsetCommit(request) => respond!(groups::offset_commit(context, caller, version, request).await),
+        Request::OffsetFetch(request) => respond!(groups::offset_fetch(context, caller, version, request).await),
+        Request::ListGroups(_) => respond!(groups::list_groups(context, caller).await),
+        Request::DescribeGroups(request) => respond!(groups::describe_groups(context, caller, version, request).await),
     }
 }

@@ -9,6 +9,12 @@
 //! one of its streams (`Stream::subscribe`), then reads again.
 //! Fetch sessions (KIP-227) are not offered: every response has session id 0, which tells
 //! clients to send full fetch requests.
+//!
+//! Reading needs `consume` on the stream (TOPIC_AUTHORIZATION_FAILED otherwise). A reader
+//! without `unmask` on a stream whose contract classifies fields gets them masked, as over
+//! HTTP: the batches read are decoded and re-encoded (uncompressed) with each value masked,
+//! keeping every record's offset, timestamp, key and headers. Only then is a fetch not
+//! zero-copy.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,12 +25,13 @@ use kafka_protocol::ResponseError;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse};
 use kafka_protocol::messages::{FetchRequest, FetchResponse, ListOffsetsRequest, ListOffsetsResponse, TopicName};
+use weft_core::guard::{Caller, Masker};
 use weft_core::{Error, Stream};
-use weft_log::batch::BatchView;
+use weft_log::batch::{BatchBuilder, BatchError, BatchView, Compression, set_producer};
 use weft_log::{LogError, PartitionLog};
 
-use crate::Context;
 use crate::errors::partition_error_code;
+use crate::{Context, authz};
 
 /// Longest a Fetch waits for `min_bytes`.
 pub const FETCH_WAIT_MS_MAX: i32 = 30_000;
@@ -42,9 +49,11 @@ struct FetchTarget {
     max_bytes: usize,
     /// The partition's log, or the error code that answers for it.
     log: Result<(Arc<Stream>, Arc<PartitionLog>), i16>,
+    /// Set when the caller may not see the stream's classified fields in clear.
+    masker: Option<Arc<Masker>>,
 }
 
-pub async fn fetch(context: &Context, version: i16, request: FetchRequest) -> FetchResponse {
+pub async fn fetch(context: &Context, caller: &Caller, version: i16, request: FetchRequest) -> FetchResponse {
     if version >= 7 && request.session_id != 0 {
         return FetchResponse::default().with_error_code(ResponseError::FetchSessionIdNotFound.code());
     }
@@ -54,9 +63,19 @@ pub async fn fetch(context: &Context, version: i16, request: FetchRequest) -> Fe
     let response_bytes_max = (request.max_bytes.max(1) as usize).min(FETCH_RESPONSE_BYTES_MAX);
     let mut targets = Vec::new();
     for topic in request.topics {
-        let stream = context.broker.stream(topic.topic.0.as_str());
+        let name = topic.topic.0.as_str();
+        let stream = context.broker.stream(name);
+        let denied = match &stream {
+            Ok(_) => authz::consume_stream(context, caller, name).await.err().map(|(error_code, _)| error_code),
+            Err(_) => None,
+        };
+        let masker = match (&stream, denied) {
+            (Ok(_), None) => context.broker.guard().masker(caller, &context.broker, name).map(Arc::new),
+            _ => None,
+        };
         for partition in topic.partitions {
             let log = match &stream {
+                _ if denied.is_some() => Err(denied.unwrap_or_default()),
                 Err(error) => Err(partition_error_code(error)),
                 Ok(stream) => match stream.partition(u32::try_from(partition.partition).unwrap_or(u32::MAX)) {
                     Ok(log) => Ok((Arc::clone(stream), Arc::clone(log))),
@@ -69,6 +88,7 @@ pub async fn fetch(context: &Context, version: i16, request: FetchRequest) -> Fe
                 offset: partition.fetch_offset,
                 max_bytes: partition.partition_max_bytes.max(1) as usize,
                 log,
+                masker: masker.clone(),
             });
         }
     }
@@ -140,9 +160,21 @@ fn read_pass(targets: &[FetchTarget], response_bytes_max: usize) -> (Vec<Partiti
             any_error = true;
         } else if remaining > 0 || total_bytes == 0 {
             match log.read(target.offset as u64, target.max_bytes.min(remaining.max(1))) {
-                Ok(chunk) => {
+                Ok(mut chunk) => {
                     read.high_watermark = chunk.visible_next_offset as i64;
                     read.log_start_offset = chunk.log_start_offset as i64;
+                    if let Some(masker) = &target.masker {
+                        match mask_batches(&chunk.bytes, masker) {
+                            Ok(masked) => chunk.bytes = masked,
+                            Err(error) => {
+                                tracing::error!(topic = %target.topic.0.as_str(), partition = target.partition, %error, "cannot mask stored batches");
+                                read.error_code = ResponseError::KafkaStorageError.code();
+                                any_error = true;
+                                reads.push(read);
+                                continue;
+                            }
+                        }
+                    }
                     // The first batch may exceed the budget (so a large batch is never stuck);
                     // after that, a partition whose data does not fit waits for the next fetch.
                     if total_bytes == 0 || chunk.bytes.len() <= remaining {
@@ -188,14 +220,19 @@ fn fetch_response(version: i16, targets: &[FetchTarget], reads: Vec<PartitionRea
     FetchResponse::default().with_responses(topics)
 }
 
-pub async fn list_offsets(context: &Context, version: i16, request: ListOffsetsRequest) -> ListOffsetsResponse {
+pub async fn list_offsets(context: &Context, caller: &Caller, version: i16, request: ListOffsetsRequest) -> ListOffsetsResponse {
     let mut topics = Vec::new();
     for topic in request.topics {
         let stream = context.broker.stream(topic.name.0.as_str());
+        let denied = match &stream {
+            Ok(_) => authz::consume_stream(context, caller, topic.name.0.as_str()).await.err().map(|(error_code, _)| error_code),
+            Err(_) => None,
+        };
         let mut partitions = Vec::new();
         for requested in topic.partitions {
             let mut response = ListOffsetsPartitionResponse::default().with_partition_index(requested.partition_index).with_timestamp(-1);
             let log = match &stream {
+                _ if denied.is_some() => Err(denied.unwrap_or_default()),
                 Err(error) => Err(partition_error_code(error)),
                 Ok(stream) => match stream.partition(u32::try_from(requested.partition_index).unwrap_or(u32::MAX)) {
                     Ok(log) => Ok(Arc::clone(log)),
@@ -260,4 +297,48 @@ fn record_timestamp(log: &PartitionLog, offset: u64) -> Option<i64> {
     let batch = BatchView::parse(&chunk.bytes).ok()?;
     let data = batch.decompress_records().ok()?;
     batch.records_in(&data).filter_map(Result::ok).find(|record| record.offset >= offset).map(|record| record.timestamp_ms)
+}
+
+/// Re-encodes stored batches with every record value masked. Offsets, timestamps, keys and
+/// headers are kept (a null header value becomes empty: the builder writes non-null values);
+/// compressed batches come back uncompressed; control batches are passed through. Blocking.
+fn mask_batches(bytes: &[u8], masker: &Masker) -> Result<Vec<u8>, BatchError> {
+    let mut out = Vec::with_capacity(bytes.len() + bytes.len() / 4);
+    let mut cursor = 0;
+    while cursor < bytes.len() {
+        let batch = BatchView::parse(&bytes[cursor..])?;
+        cursor += batch.len();
+        if batch.is_control() || batch.record_count() == 0 {
+            out.extend_from_slice(batch.as_bytes());
+            continue;
+        }
+        let data = if batch.compression() == Compression::None {
+            std::borrow::Cow::Borrowed(batch.records_bytes())
+        } else {
+            batch.decompress_records()?
+        };
+        let mut builder = BatchBuilder::with_capacity(batch.base_timestamp(), batch.len()).with_base_offset(batch.base_offset());
+        for (record_idx, record) in batch.records_in(&data).enumerate() {
+            let record = record?;
+            // Stored batches number their records densely (the log checks it on append), so
+            // the builder's push order reproduces each record's offset.
+            if record.offset != batch.base_offset() + record_idx as u64 {
+                return Err(BatchError::BadRecord { record_idx, reason: "offset delta out of sequence" });
+            }
+            let masked = record.value.map(|value| masker.mask(value));
+            let headers: Vec<(String, &[u8])> = record
+                .headers
+                .iter()
+                .map(|header| (String::from_utf8_lossy(header.key).into_owned(), header.value.unwrap_or_default()))
+                .collect();
+            builder.push(record.timestamp_ms, record.key, masked.as_deref(), &headers);
+        }
+        if builder.n_records() != batch.record_count() {
+            return Err(BatchError::BadRecord { record_idx: builder.n_records() as usize, reason: "fewer records than the count says" });
+        }
+        let mut masked = builder.finish();
+        set_producer(&mut masked, batch.producer());
+        out.extend_from_slice(&masked);
+    }
+    Ok(out)
 }

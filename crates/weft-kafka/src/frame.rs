@@ -21,7 +21,8 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{
     ApiKey, ApiVersionsRequest, CreateTopicsRequest, DescribeConfigsRequest, DescribeGroupsRequest, FetchRequest, FindCoordinatorRequest,
     HeartbeatRequest, InitProducerIdRequest, JoinGroupRequest, LeaveGroupRequest, ListGroupsRequest, ListOffsetsRequest, MetadataRequest,
-    OffsetCommitRequest, OffsetFetchRequest, ProduceRequest, RequestHeader, ResponseHeader, SyncGroupRequest,
+    OffsetCommitRequest, OffsetFetchRequest, ProduceRequest, RequestHeader, ResponseHeader, SaslAuthenticateRequest, SaslHandshakeRequest,
+    SyncGroupRequest,
 };
 use kafka_protocol::protocol::buf::ByteBuf;
 use kafka_protocol::protocol::{Decodable, Encodable};
@@ -50,6 +51,10 @@ pub enum FrameError {
     Malformed { api: ApiKey, version: i16, reason: String },
     #[error("cannot encode {api:?} v{version} response: {reason}")]
     Encode { api: ApiKey, version: i16, reason: String },
+    #[error("{0:?} request before SASL authentication")]
+    NotAuthenticated(ApiKey),
+    #[error("sasl authentication failed")]
+    AuthenticationFailed,
 }
 
 /// A decoded request body of one of the supported APIs.
@@ -72,6 +77,8 @@ pub enum Request {
     DescribeConfigs(DescribeConfigsRequest),
     CreateTopics(CreateTopicsRequest),
     InitProducerId(InitProducerIdRequest),
+    SaslHandshake(SaslHandshakeRequest),
+    SaslAuthenticate(SaslAuthenticateRequest),
 }
 
 /// What a request frame decodes to.
@@ -131,6 +138,8 @@ pub fn decode_request(frame: Bytes) -> Result<Decoded, FrameError> {
         ApiKey::DescribeConfigs => Request::DescribeConfigs(DescribeConfigsRequest::decode(&mut buf, version).map_err(malformed())?),
         ApiKey::CreateTopics => Request::CreateTopics(CreateTopicsRequest::decode(&mut buf, version).map_err(malformed())?),
         ApiKey::InitProducerId => Request::InitProducerId(InitProducerIdRequest::decode(&mut buf, version).map_err(malformed())?),
+        ApiKey::SaslHandshake => Request::SaslHandshake(SaslHandshakeRequest::decode(&mut buf, version).map_err(malformed())?),
+        ApiKey::SaslAuthenticate => Request::SaslAuthenticate(SaslAuthenticateRequest::decode(&mut buf, version).map_err(malformed())?),
         _ => return Err(FrameError::UnknownApiKey(api_key)),
     };
     Ok(Decoded::Request { header, api, request })
@@ -259,6 +268,14 @@ mod tests {
                     ApiKey::CreateTopics => request_frame(api, version, &CreateTopicsRequest::default()),
                     ApiKey::InitProducerId => request_frame(api, version, &InitProducerIdRequest::default()),
                     ApiKey::DescribeConfigs => request_frame(api, version, &DescribeConfigsRequest::default()),
+                    ApiKey::SaslHandshake => {
+                        request_frame(api, version, &SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str("PLAIN")))
+                    }
+                    ApiKey::SaslAuthenticate => request_frame(
+                        api,
+                        version,
+                        &SaslAuthenticateRequest::default().with_auth_bytes(Bytes::from_static(b"\0admin\0weft_token")),
+                    ),
                     other => panic!("no sample for {other:?}"),
                 };
                 frames.push(frame);
@@ -293,8 +310,8 @@ mod tests {
         assert_eq!(decode_request(Bytes::from_static(b"\x00\x03\x00")).unwrap_err(), FrameError::TooShort(3));
         let unknown = Bytes::from_static(b"\x7f\x00\x00\x00\x00\x00\x00\x01\xff\xff");
         assert_eq!(decode_request(unknown).unwrap_err(), FrameError::UnknownApiKey(0x7f00));
-        let sasl = Bytes::from_static(b"\x00\x11\x00\x01\x00\x00\x00\x01\xff\xff");
-        assert_eq!(decode_request(sasl).unwrap_err(), FrameError::UnknownApiKey(17));
+        let describe_acls = Bytes::from_static(b"\x00\x1d\x00\x01\x00\x00\x00\x01\xff\xff");
+        assert_eq!(decode_request(describe_acls).unwrap_err(), FrameError::UnknownApiKey(29));
         let produce_v2 = Bytes::from_static(b"\x00\x00\x00\x02\x00\x00\x00\x01\xff\xff");
         assert!(matches!(decode_request(produce_v2).unwrap_err(), FrameError::UnsupportedVersion { api: ApiKey::Produce, version: 2 }));
         let api_versions_v9 = Bytes::from_static(b"\x00\x12\x00\x09\x00\x00\x00\x07");

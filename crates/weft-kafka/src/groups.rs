@@ -4,6 +4,9 @@
 //! commits survive restarts), ListGroups and DescribeGroups.
 //!
 //! Commit metadata strings are not stored; OffsetFetch returns an empty one.
+//!
+//! Every group API needs `consume` on the consumer group (GROUP_AUTHORIZATION_FAILED), and
+//! OffsetCommit and OffsetFetch also `consume` on each stream (TOPIC_AUTHORIZATION_FAILED).
 
 use std::sync::Arc;
 
@@ -22,18 +25,28 @@ use kafka_protocol::messages::{
 };
 use tokio::time::Instant;
 
-use crate::Context;
+use weft_core::guard::Caller;
+
 use crate::cluster::str_bytes;
 use crate::connection::ClientAddress;
 use crate::coordinator::{JoinOutcome, JoinRequest, SyncOutcome};
+use crate::{Context, authz};
 
 pub async fn join_group(
     context: &Context,
+    caller: &Caller,
     version: i16,
     client_id: &str,
     client: &ClientAddress,
     request: JoinGroupRequest,
 ) -> JoinGroupResponse {
+    if let Err((error_code, _)) = authz::consume_group(context, caller, &request.group_id.0).await {
+        return JoinGroupResponse::default()
+            .with_error_code(error_code)
+            .with_generation_id(-1)
+            .with_member_id(request.member_id)
+            .with_protocol_name(Some(str_bytes("")));
+    }
     let join = JoinRequest {
         group_id: request.group_id.0.to_string(),
         member_id: request.member_id.to_string(),
@@ -72,7 +85,10 @@ pub async fn join_group(
         .with_members(members)
 }
 
-pub async fn sync_group(context: &Context, request: SyncGroupRequest) -> SyncGroupResponse {
+pub async fn sync_group(context: &Context, caller: &Caller, request: SyncGroupRequest) -> SyncGroupResponse {
+    if let Err((error_code, _)) = authz::consume_group(context, caller, &request.group_id.0).await {
+        return SyncGroupResponse::default().with_error_code(error_code);
+    }
     let assignments = request.assignments.into_iter().map(|a| (a.member_id.to_string(), a.assignment)).collect();
     let outcome =
         match context.coordinator.sync(&request.group_id.0, request.generation_id, &request.member_id, assignments, Instant::now()) {
@@ -84,12 +100,18 @@ pub async fn sync_group(context: &Context, request: SyncGroupRequest) -> SyncGro
     SyncGroupResponse::default().with_error_code(outcome.error_code).with_assignment(outcome.assignment)
 }
 
-pub fn heartbeat(context: &Context, request: HeartbeatRequest) -> HeartbeatResponse {
+pub async fn heartbeat(context: &Context, caller: &Caller, request: HeartbeatRequest) -> HeartbeatResponse {
+    if let Err((error_code, _)) = authz::consume_group(context, caller, &request.group_id.0).await {
+        return HeartbeatResponse::default().with_error_code(error_code);
+    }
     let error_code = context.coordinator.heartbeat(&request.group_id.0, request.generation_id, &request.member_id, Instant::now());
     HeartbeatResponse::default().with_error_code(error_code)
 }
 
-pub fn leave_group(context: &Context, version: i16, request: LeaveGroupRequest) -> LeaveGroupResponse {
+pub async fn leave_group(context: &Context, caller: &Caller, version: i16, request: LeaveGroupRequest) -> LeaveGroupResponse {
+    if let Err((error_code, _)) = authz::consume_group(context, caller, &request.group_id.0).await {
+        return LeaveGroupResponse::default().with_error_code(error_code);
+    }
     let now = Instant::now();
     if version < 3 {
         let errors = context.coordinator.leave(&request.group_id.0, &[request.member_id.to_string()], now);
@@ -111,18 +133,27 @@ pub fn leave_group(context: &Context, version: i16, request: LeaveGroupRequest) 
     LeaveGroupResponse::default().with_members(members)
 }
 
-pub async fn offset_commit(context: &Context, version: i16, request: OffsetCommitRequest) -> OffsetCommitResponse {
+pub async fn offset_commit(context: &Context, caller: &Caller, version: i16, request: OffsetCommitRequest) -> OffsetCommitResponse {
     let _ = version;
     let group_id = request.group_id.0.to_string();
-    let group_error = context.coordinator.check_commit(&group_id, request.generation_id_or_member_epoch, &request.member_id);
+    let group_error = match authz::consume_group(context, caller, &group_id).await {
+        Err((error_code, _)) => error_code,
+        Ok(()) => context.coordinator.check_commit(&group_id, request.generation_id_or_member_epoch, &request.member_id),
+    };
     let mut topics = Vec::new();
     for topic in request.topics {
         let stream = context.broker.stream(topic.name.0.as_str());
+        let topic_error = match (group_error, &stream) {
+            (0, Ok(_)) => authz::consume_stream(context, caller, topic.name.0.as_str()).await.err().map(|(error_code, _)| error_code),
+            _ => None,
+        };
         let mut partitions = Vec::new();
         let mut offsets = Vec::new();
         for partition in &topic.partitions {
             let error_code = if group_error != 0 {
                 group_error
+            } else if let Some(topic_error) = topic_error {
+                topic_error
             } else {
                 match &stream {
                     Err(_) => ResponseError::UnknownTopicOrPartition.code(),
@@ -159,8 +190,33 @@ pub async fn offset_commit(context: &Context, version: i16, request: OffsetCommi
     OffsetCommitResponse::default().with_topics(topics)
 }
 
-pub async fn offset_fetch(context: &Context, version: i16, request: OffsetFetchRequest) -> OffsetFetchResponse {
+pub async fn offset_fetch(context: &Context, caller: &Caller, version: i16, request: OffsetFetchRequest) -> OffsetFetchResponse {
     let group_id = request.group_id.0.to_string();
+    if let Err((error_code, _)) = authz::consume_group(context, caller, &group_id).await {
+        if version >= 2 {
+            return OffsetFetchResponse::default().with_error_code(error_code);
+        }
+        // v1 has no top-level error: every requested partition carries it.
+        let topics = request
+            .topics
+            .unwrap_or_default()
+            .into_iter()
+            .map(|topic| {
+                let partitions = topic
+                    .partition_indexes
+                    .into_iter()
+                    .map(|partition_index| {
+                        OffsetFetchResponsePartition::default()
+                            .with_partition_index(partition_index)
+                            .with_committed_offset(-1)
+                            .with_error_code(error_code)
+                    })
+                    .collect();
+                OffsetFetchResponseTopic::default().with_name(topic.name).with_partitions(partitions)
+            })
+            .collect();
+        return OffsetFetchResponse::default().with_topics(topics);
+    }
     // Requested (topic, partitions); `None` partitions means every partition of the topic.
     let requested: Vec<(String, Option<Vec<i32>>)> = match request.topics {
         Some(topics) => topics.into_iter().map(|topic| (topic.name.0.to_string(), Some(topic.partition_indexes))).collect(),
@@ -174,6 +230,23 @@ pub async fn offset_fetch(context: &Context, version: i16, request: OffsetFetchR
     let mut topics = Vec::new();
     let mut any_error = false;
     for (name, partition_indexes) in requested {
+        // Every partition of a topic the caller may not consume: with null topics (all of
+        // the group's), such topics are left out; asked for by name, they carry the error.
+        let denied = authz::consume_stream(context, caller, &name).await.err().map(|(error_code, _)| error_code);
+        if let Some(error_code) = denied {
+            let Some(indexes) = partition_indexes else { continue };
+            let partitions = indexes
+                .into_iter()
+                .map(|partition_index| {
+                    OffsetFetchResponsePartition::default()
+                        .with_partition_index(partition_index)
+                        .with_committed_offset(-1)
+                        .with_error_code(error_code)
+                })
+                .collect();
+            topics.push(OffsetFetchResponseTopic::default().with_name(TopicName(str_bytes(name))).with_partitions(partitions));
+            continue;
+        }
         let meta = Arc::clone(context.broker.meta());
         let (group, stream_name) = (group_id.clone(), name.clone());
         let committed = tokio::task::spawn_blocking(move || meta.committed_offsets(&group, &stream_name).ok()).await;
@@ -210,7 +283,7 @@ pub async fn offset_fetch(context: &Context, version: i16, request: OffsetFetchR
 
 /// Kafka groups known to the coordinator, plus groups that only have committed offsets
 /// (HTTP groups, or Kafka groups with no live member), shown as `Empty`.
-pub async fn list_groups(context: &Context) -> ListGroupsResponse {
+pub async fn list_groups(context: &Context, caller: &Caller) -> ListGroupsResponse {
     let mut listed: Vec<(String, String)> = context.coordinator.group_ids();
     let meta = Arc::clone(context.broker.meta());
     let stored = tokio::task::spawn_blocking(move || meta.groups().ok()).await.ok().flatten().unwrap_or_default();
@@ -219,6 +292,7 @@ pub async fn list_groups(context: &Context) -> ListGroupsResponse {
             listed.push((group, String::new()));
         }
     }
+    listed.retain(|(group_id, _)| authz::sees_group(context, caller, group_id));
     listed.sort();
     let groups = listed
         .into_iter()
@@ -229,12 +303,20 @@ pub async fn list_groups(context: &Context) -> ListGroupsResponse {
     ListGroupsResponse::default().with_groups(groups)
 }
 
-pub fn describe_groups(context: &Context, version: i16, request: DescribeGroupsRequest) -> DescribeGroupsResponse {
+pub async fn describe_groups(context: &Context, caller: &Caller, version: i16, request: DescribeGroupsRequest) -> DescribeGroupsResponse {
+    let mut denied = Vec::with_capacity(request.groups.len());
+    for group_id in &request.groups {
+        denied.push(authz::consume_group(context, caller, &group_id.0).await.err().map(|(error_code, _)| error_code));
+    }
     let groups = request
         .groups
         .into_iter()
-        .map(|group_id| {
+        .zip(denied)
+        .map(|(group_id, denied)| {
             let described = DescribedGroup::default().with_group_id(group_id.clone());
+            if let Some(error_code) = denied {
+                return described.with_error_code(error_code);
+            }
             match context.coordinator.describe(&group_id.0) {
                 // Kafka describes an unknown group as Dead with no error.
                 None => described.with_group_state(str_bytes("Dead")),

@@ -11,6 +11,7 @@
 //!
 //! Modules: `frame` (length-prefixed frames, request decoding, response encoding),
 //! `api` (supported APIs and versions), `connection` (one client connection),
+//! `sasl` (SASL/PLAIN authentication), `authz` (authorization with Kafka's error codes),
 //! `produce` (Produce, InitProducerId), `fetch` (Fetch, ListOffsets),
 //! `cluster` (ApiVersions, Metadata, FindCoordinator, DescribeConfigs, CreateTopics),
 //! `coordinator` (the classic group protocol state machine), `groups` (group and offset APIs),
@@ -25,8 +26,10 @@
 //! - `coordinator::GROUPS_MAX`, `coordinator::GROUP_MEMBERS_MAX`: Kafka groups and members per group.
 //! - `produce::PRODUCER_STATES_MAX`: idempotent producer states remembered (per stream partition and producer).
 //! - `weft_log::batch::DECOMPRESSED_BYTES_MAX`: decompressed size of one produced batch (64 MiB).
+//! - `sasl::PLAIN_TOKEN_BYTES_MAX`: size of a SASL/PLAIN token (4 KiB).
 
 mod api;
+mod authz;
 mod cluster;
 mod connection;
 mod coordinator;
@@ -35,6 +38,7 @@ mod fetch;
 pub mod frame;
 mod groups;
 mod produce;
+mod sasl;
 
 use std::future::Future;
 use std::sync::Arc;

@@ -11,6 +11,11 @@
 //! not follow the last one gets OUT_OF_ORDER_SEQUENCE_NUMBER, and an older epoch gets
 //! INVALID_PRODUCER_EPOCH. This state lives in memory: after a restart the first batch of each
 //! producer is accepted as it comes (Kafka rebuilds it from the log; Weft does not yet).
+//!
+//! Governance: producing needs `produce` on the stream (TOPIC_AUTHORIZATION_FAILED), never
+//! granted on Weft's own `_weft.*` streams; the appended records are attributed to the
+//! authenticated principal. On a stream governed by a data contract every record is
+//! validated before the batch is stored (`validate_batch`).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -19,14 +24,17 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use futures_util::future::join_all;
 use kafka_protocol::ResponseError;
-use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::produce_response::{BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProduceRequest, ProduceResponse, ProducerId};
-use weft_core::Stream;
-use weft_log::batch::{BATCH_BYTES_MAX, BatchError, BatchView, Compression, ProducerStamp};
+use weft_core::guard::Caller;
+use weft_core::kafka_support::{RefusedRecord, reason_line};
+use weft_core::stream::Governance;
+use weft_core::{ProduceContext, Stream};
+use weft_log::batch::{BATCH_BYTES_MAX, BatchError, BatchView, Compression, ProducerStamp, Record};
 
-use crate::Context;
 use crate::cluster::str_bytes;
 use crate::errors::partition_error_code;
+use crate::{Context, authz};
 
 /// Batches remembered per producer and partition for duplicate detection (Kafka's number).
 pub const PRODUCER_BATCHES_REMEMBERED: usize = 5;
@@ -150,21 +158,27 @@ pub fn init_producer_id(context: &Context, request: InitProducerIdRequest) -> In
 }
 
 /// Handles a Produce request; `None` when the producer asked for no acknowledgement.
-pub async fn produce(context: &Context, version: i16, request: ProduceRequest) -> Option<ProduceResponse> {
+pub async fn produce(context: &Context, caller: &Caller, version: i16, request: ProduceRequest) -> Option<ProduceResponse> {
     let acks = request.acks;
     let transactional = request.transactional_id.is_some();
     let mut pending = Vec::new();
     for topic in request.topic_data {
-        let stream = context.broker.stream(topic.name.0.as_str());
+        let stream = match context.broker.stream(topic.name.0.as_str()) {
+            Err(error) => Err(Refusal::new(partition_error_code(&error), error.message)),
+            Ok(stream) => match authz::produce_to_stream(context, caller, stream.name()).await {
+                Err((error_code, message)) => Err(Refusal::new(error_code, message)),
+                Ok(()) => Ok(stream),
+            },
+        };
         for partition in topic.partition_data {
             pending.push((topic.name.clone(), partition.index, stream.clone(), partition.records));
         }
     }
     let results = join_all(pending.into_iter().map(|(name, partition, stream, records)| async move {
         let outcome = match stream {
-            Err(error) => Err((partition_error_code(&error), error.message)),
-            Ok(_) if transactional => Err((ResponseError::InvalidRequest.code(), "transactions are not supported".to_string())),
-            Ok(stream) => produce_partition(context, &stream, partition, records).await,
+            Err(refusal) => Err(refusal),
+            Ok(_) if transactional => Err(Refusal::new(ResponseError::InvalidRequest.code(), "transactions are not supported".to_string())),
+            Ok(stream) => produce_partition(context, caller, &stream, partition, records).await,
         };
         (name, partition, outcome)
     }))
@@ -182,11 +196,20 @@ pub async fn produce(context: &Context, version: i16, request: ProduceRequest) -
                     response.log_start_offset = log_start_offset as i64;
                 }
             }
-            Err((error_code, message)) => {
-                response.error_code = error_code;
+            Err(refusal) => {
+                response.error_code = refusal.error_code;
                 response.base_offset = -1;
                 if version >= 8 {
-                    response.error_message = Some(str_bytes(message));
+                    response.error_message = Some(str_bytes(refusal.message));
+                    response.record_errors = refusal
+                        .record_errors
+                        .into_iter()
+                        .map(|(batch_index, message)| {
+                            BatchIndexAndErrorMessage::default()
+                                .with_batch_index(batch_index)
+                                .with_batch_index_error_message(Some(str_bytes(message)))
+                        })
+                        .collect();
                 }
             }
         }
@@ -198,10 +221,37 @@ pub async fn produce(context: &Context, version: i16, request: ProduceRequest) -
     Some(ProduceResponse::default().with_responses(topics))
 }
 
-type PartitionOutcome = Result<(u64, u64), (i16, String)>;
+/// Why a partition's batch was not stored: the Kafka error code, the message (Produce v8+)
+/// and, for records a contract refused, (index in the batch, reason) of each (v8+).
+#[derive(Debug, Clone)]
+struct Refusal {
+    error_code: i16,
+    message: String,
+    record_errors: Vec<(i32, String)>,
+}
+
+impl Refusal {
+    fn new(error_code: i16, message: String) -> Self {
+        Self { error_code, message, record_errors: Vec::new() }
+    }
+}
+
+impl From<(i16, String)> for Refusal {
+    fn from((error_code, message): (i16, String)) -> Self {
+        Self::new(error_code, message)
+    }
+}
+
+type PartitionOutcome = Result<(u64, u64), Refusal>;
 
 /// Checks and appends one partition's batch; returns (base offset, log start offset).
-async fn produce_partition(context: &Context, stream: &Arc<Stream>, partition: i32, records: Option<Bytes>) -> PartitionOutcome {
+async fn produce_partition(
+    context: &Context,
+    caller: &Caller,
+    stream: &Arc<Stream>,
+    partition: i32,
+    records: Option<Bytes>,
+) -> PartitionOutcome {
     let corrupt = |message: String| (ResponseError::CorruptMessage.code(), message);
     let log = u32::try_from(partition)
         .ok()
@@ -210,38 +260,100 @@ async fn produce_partition(context: &Context, stream: &Arc<Stream>, partition: i
     let partition = partition as u32;
     let records = records.ok_or_else(|| corrupt("produce request without records".into()))?;
     if records.len() > BATCH_BYTES_MAX {
-        return Err((ResponseError::MessageTooLarge.code(), format!("batch of {} bytes is over {BATCH_BYTES_MAX}", records.len())));
+        return Err(Refusal::new(
+            ResponseError::MessageTooLarge.code(),
+            format!("batch of {} bytes is over {BATCH_BYTES_MAX}", records.len()),
+        ));
     }
     let (stamp, n_records) = check_batch(&records)?;
+    if let Some(governance) = stream.governance() {
+        validate_batch(context, caller, stream, governance, records.clone()).await?;
+    }
+    let producer = ProduceContext { producer: caller.principal.clone() };
     let log_start_offset = || log.stats().log_start_offset;
     if stamp.producer_id < 0 {
-        let appended = context.broker.append_batch(stream, partition, records.to_vec()).await;
+        let appended = context.broker.append_batch_as(stream, partition, records.to_vec(), &producer).await;
         return appended
             .map(|appended| (appended.base_offset, log_start_offset()))
-            .map_err(|error| (partition_error_code(&error), error.message));
+            .map_err(|error| Refusal::new(partition_error_code(&error), error.message));
     }
     let state = context.producers.state(stream.name(), partition, stamp.producer_id);
     let mut state = state.lock().await;
     state.last_used = context.producers.use_counter.fetch_add(1, Ordering::Relaxed);
     match state.check(stamp, n_records) {
         SequenceCheck::Duplicate { base_offset } => Ok((base_offset, log_start_offset())),
-        SequenceCheck::OutOfOrder => Err((
+        SequenceCheck::OutOfOrder => Err(Refusal::new(
             ResponseError::OutOfOrderSequenceNumber.code(),
             format!("sequence {} does not follow the last one appended", stamp.base_sequence),
         )),
         SequenceCheck::StaleEpoch => {
-            Err((ResponseError::InvalidProducerEpoch.code(), format!("producer epoch {} is stale", stamp.producer_epoch)))
+            Err(Refusal::new(ResponseError::InvalidProducerEpoch.code(), format!("producer epoch {} is stale", stamp.producer_epoch)))
         }
         SequenceCheck::Append => {
             let appended = context
                 .broker
-                .append_batch(stream, partition, records.to_vec())
+                .append_batch_as(stream, partition, records.to_vec(), &producer)
                 .await
-                .map_err(|error| (partition_error_code(&error), error.message))?;
+                .map_err(|error| Refusal::new(partition_error_code(&error), error.message))?;
             state.remember(stamp, n_records, appended.base_offset);
             Ok((appended.base_offset, log_start_offset()))
         }
     }
+}
+
+/// Validates every record of a batch produced to a governed stream against its contract
+/// (on a blocking thread: decompression and validation are CPU work). If any record fails,
+/// the batch is refused as a whole with INVALID_RECORD, as Kafka refuses batches that fail
+/// broker-side validation, and the failing records go to the dead-letter stream with their
+/// reasons, exactly as over HTTP. The records that passed are not stored: the producer
+/// resends them.
+async fn validate_batch(
+    context: &Context,
+    caller: &Caller,
+    stream: &Arc<Stream>,
+    governance: Arc<Governance>,
+    records: Bytes,
+) -> Result<(), Refusal> {
+    let broker = Arc::clone(&context.broker);
+    let (task_stream, task_governance, task_records) = (Arc::clone(stream), Arc::clone(&governance), records.clone());
+    let refused = tokio::task::spawn_blocking(move || {
+        let batch = BatchView::parse(&task_records).map_err(|error| error.to_string())?;
+        let data = batch.decompress_records().map_err(|error| error.to_string())?;
+        let mut refused: Vec<(usize, weft_core::Error)> = Vec::new();
+        for (record_idx, record) in batch.records_in(&data).enumerate() {
+            let record = record.map_err(|error| error.to_string())?;
+            if let Err(error) = broker.check_kafka_value(&task_stream, &task_governance, record.value) {
+                refused.push((record_idx, error));
+            }
+        }
+        Ok::<_, String>(refused)
+    })
+    .await
+    .map_err(|error| Refusal::new(ResponseError::UnknownServerError.code(), format!("validation task failed: {error}")))?
+    .map_err(|message| Refusal::new(ResponseError::CorruptMessage.code(), message))?;
+    if refused.is_empty() {
+        return Ok(());
+    }
+    let record_errors: Vec<(i32, String)> = refused.iter().map(|(record_idx, error)| (*record_idx as i32, reason_line(error))).collect();
+    let mut message = record_errors[0].1.clone();
+    if record_errors.len() > 1 {
+        message.push_str(&format!(" (and {} more invalid records)", record_errors.len() - 1));
+    }
+    // Decode again to borrow the refused records (only on this refusal path).
+    let batch = BatchView::parse(&records).map_err(|error| Refusal::new(ResponseError::CorruptMessage.code(), error.to_string()))?;
+    let data = batch.decompress_records().map_err(|error| Refusal::new(ResponseError::CorruptMessage.code(), error.to_string()))?;
+    let decoded: Vec<Record<'_>> = batch.records_in(&data).filter_map(Result::ok).collect();
+    let letters: Vec<RefusedRecord<'_>> = refused
+        .into_iter()
+        .filter_map(|(record_idx, error)| decoded.get(record_idx).map(|record| RefusedRecord { record, error }))
+        .collect();
+    if let Err(error) = context.broker.append_kafka_dead_letters(&governance, &letters, &caller.principal).await {
+        // Nothing may be dropped silently: without its dead letters the batch is refused as a
+        // storage failure, and the producer retries.
+        tracing::error!(stream = stream.name(), %error, "dead letters could not be stored");
+        return Err(Refusal::new(partition_error_code(&error), format!("dead letters could not be stored: {}", error.message)));
+    }
+    Err(Refusal { error_code: ResponseError::InvalidRecord.code(), message, record_errors })
 }
 
 /// Checks a produced batch before it is stored: exactly one well-formed RecordBatch v2, not
@@ -279,6 +391,62 @@ fn check_batch(records: &[u8]) -> Result<(ProducerStamp, u32), (i16, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use kafka_protocol::messages::TopicName;
+    use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+    use weft_log::batch::BatchBuilder;
+
+    const CONTRACT: &str = r#"apiVersion: v3.1.0
+kind: DataContract
+id: urn:test:payments
+version: 1.0.0
+status: active
+schema:
+  - name: Payment
+    physicalType: topic
+    physicalName: payments
+    properties:
+      - name: amount
+        logicalType: number
+        required: true
+"#;
+
+    /// A batch with an invalid record is refused as a whole with INVALID_RECORD, naming the
+    /// record's index and reason code (Produce v8), and only the invalid record is dead-lettered.
+    #[tokio::test]
+    async fn an_invalid_record_refuses_its_batch_with_record_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let broker = weft_core::Broker::open(dir.path(), Arc::new(weft_log::SystemClock)).unwrap();
+        let admin = Caller { principal: "admin".into(), source: "test".into() };
+        let source = weft_core::mesh::ApplySource { name: "payments.odcs.yaml".into(), text: CONTRACT.into() };
+        broker.apply(vec![source], false, &admin).unwrap();
+        let context = Context {
+            broker: Arc::clone(&broker),
+            advertised_host: "127.0.0.1".into(),
+            advertised_port: 9092,
+            coordinator: crate::coordinator::GroupCoordinator::new(),
+            producers: ProducerRegistry::new(0),
+        };
+        let mut builder = BatchBuilder::new(1_000);
+        builder.push::<&str>(1_000, None, Some(br#"{"amount":1}"#), &[]);
+        builder.push::<&str>(1_000, None, Some(br#"{"amount":"one"}"#), &[]);
+        let request = ProduceRequest::default().with_acks(-1).with_topic_data(vec![
+            TopicProduceData::default()
+                .with_name(TopicName(str_bytes("payments")))
+                .with_partition_data(vec![PartitionProduceData::default().with_index(0).with_records(Some(Bytes::from(builder.finish())))]),
+        ]);
+        let response = produce(&context, &admin, 8, request).await.unwrap();
+        let partition = &response.responses[0].partition_responses[0];
+        assert_eq!(partition.error_code, ResponseError::InvalidRecord.code());
+        let message = partition.error_message.as_ref().unwrap().to_string();
+        assert!(message.starts_with("contract.type_mismatch at /amount: "), "{message}");
+        assert_eq!(partition.record_errors.len(), 1);
+        assert_eq!(partition.record_errors[0].batch_index, 1);
+        assert_eq!(broker.stream("payments").unwrap().partition(0).unwrap().stats().visible_next_offset, 0, "nothing stored");
+        let letters = broker.dead_letters("payments", None, 10).await.unwrap();
+        assert_eq!(letters.len(), 1);
+        assert_eq!((letters[0].reason.as_str(), letters[0].producer.as_str()), ("contract.type_mismatch", "admin"));
+        assert_eq!(letters[0].data, br#"{"amount":"one"}"#);
+    }
 
     fn stamp(epoch: i16, base_sequence: i32) -> ProducerStamp {
         ProducerStamp { producer_id: 7, producer_epoch: epoch, base_sequence }

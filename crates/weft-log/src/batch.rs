@@ -504,6 +504,7 @@ impl<'a> Cursor<'a> {
 /// Builds one uncompressed batch, record by record.
 pub struct BatchBuilder {
     buf: Vec<u8>,
+    base_offset: u64,
     base_timestamp: i64,
     max_timestamp: i64,
     n_records: u32,
@@ -517,7 +518,16 @@ impl BatchBuilder {
     pub fn with_capacity(base_timestamp_ms: i64, capacity_bytes: usize) -> Self {
         let mut buf = Vec::with_capacity(capacity_bytes.max(BATCH_HEADER_BYTES));
         buf.resize(BATCH_HEADER_BYTES, 0);
-        Self { buf, base_timestamp: base_timestamp_ms, max_timestamp: base_timestamp_ms, n_records: 0 }
+        Self { buf, base_offset: 0, base_timestamp: base_timestamp_ms, max_timestamp: base_timestamp_ms, n_records: 0 }
+    }
+
+    /// Writes `base_offset` into the finished batch instead of 0: for re-encoding a stored
+    /// batch (the Kafka listener masks classified fields this way) so that its records keep
+    /// their offsets. Records are still numbered by push order (offset deltas 0, 1, 2, ...),
+    /// which is what every stored batch has. The log ignores this field on append.
+    pub fn with_base_offset(mut self, base_offset: u64) -> Self {
+        self.base_offset = base_offset;
+        self
     }
 
     pub fn n_records(&self) -> u32 {
@@ -559,13 +569,14 @@ impl BatchBuilder {
         self.n_records += 1;
     }
 
-    /// Fills the header (base offset 0: the log assigns the real one) and the checksum.
+    /// Fills the header (base offset 0 unless `with_base_offset` set one: the log assigns the
+    /// real one on append) and the checksum.
     /// Panics if no record was pushed: an empty batch is a caller bug.
     pub fn finish(mut self) -> Vec<u8> {
         assert!(self.n_records > 0, "a batch needs at least one record");
         let batch_length = (self.buf.len() - BATCH_LENGTH_PREFIX_BYTES) as i32;
         let buf = &mut self.buf;
-        buf[0..8].copy_from_slice(&0i64.to_be_bytes());
+        buf[0..8].copy_from_slice(&(self.base_offset as i64).to_be_bytes());
         buf[OFFSET_BATCH_LENGTH..OFFSET_BATCH_LENGTH + 4].copy_from_slice(&batch_length.to_be_bytes());
         buf[OFFSET_LEADER_EPOCH..OFFSET_LEADER_EPOCH + 4].copy_from_slice(&0i32.to_be_bytes());
         buf[OFFSET_MAGIC] = MAGIC_V2 as u8;
@@ -645,6 +656,19 @@ mod tests {
         builder.push::<&str>(1_005, None, None, &[]);
         builder.push(999, Some(b""), Some(b"x"), &[("k", &b""[..])]);
         builder.finish()
+    }
+
+    /// A re-encoded batch keeps the offsets of the stored batch it replaces.
+    #[test]
+    fn with_base_offset_numbers_records_from_it() {
+        let mut builder = BatchBuilder::new(1_000).with_base_offset(77);
+        builder.push::<&str>(1_000, None, Some(b"a"), &[]);
+        builder.push::<&str>(1_001, None, Some(b"b"), &[]);
+        let bytes = builder.finish();
+        let view = BatchView::parse(&bytes).unwrap();
+        view.check_records().unwrap();
+        let offsets: Vec<u64> = view.records().unwrap().map(|r| r.unwrap().offset).collect();
+        assert_eq!(offsets, [77, 78]);
     }
 
     #[test]
