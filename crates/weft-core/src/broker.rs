@@ -75,27 +75,54 @@ impl DeadLetterBatch {
         context: &ProduceContext,
         now_ms: i64,
     ) {
-        let details: Vec<serde_json::Value> = if error.details.is_empty() {
-            vec![serde_json::json!({ "code": error.code, "path": error.path.clone().unwrap_or_default(), "message": error.message })]
-        } else {
-            error.details.iter().map(|d| serde_json::json!({ "code": d.code, "path": d.path, "message": d.message })).collect()
-        };
-        let violations = serde_json::to_string(&details).unwrap_or_default();
-        let rejected_at = format_rfc3339_ms(now_ms);
-        let stream_name = governance.dead_letter_stream.trim_end_matches(crate::stream::DEAD_LETTER_SUFFIX);
-        let mut headers: Vec<(std::borrow::Cow<'static, str>, &[u8])> = event.map(CloudEvent::record_headers).unwrap_or_default();
-        headers.push((dead_letter_headers::REASON.into(), error.code.as_bytes()));
-        headers.push((dead_letter_headers::MESSAGE.into(), error.message.as_bytes()));
-        headers.push((dead_letter_headers::VIOLATIONS.into(), violations.as_bytes()));
-        headers.push((dead_letter_headers::STREAM.into(), stream_name.as_bytes()));
-        headers.push((dead_letter_headers::CONTRACT_ID.into(), governance.contract_id.as_bytes()));
-        headers.push((dead_letter_headers::CONTRACT_VERSION.into(), governance.contract_version.as_bytes()));
-        headers.push((dead_letter_headers::PRODUCER.into(), context.producer.as_bytes()));
-        headers.push((dead_letter_headers::REJECTED_AT.into(), rejected_at.as_bytes()));
+        let headers: Vec<(std::borrow::Cow<'static, str>, &[u8])> = event.map(CloudEvent::record_headers).unwrap_or_default();
         let key = event.and_then(CloudEvent::partition_key).map(str::as_bytes);
-        self.builder.push(now_ms, key, Some(data), &headers);
+        push_dead_letter(&mut self.builder, key, Some(data), &headers, error, governance, &context.producer, now_ms);
         self.event_idxs.push(event_idx);
     }
+}
+
+/// Appends one dead letter to `builder`: key and value unchanged, the original headers, then
+/// the `weft_dlq_*` headers with the reason, every violation, the contract and the producer.
+/// The one writer of the dead-letter layout, for HTTP and Kafka alike.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn push_dead_letter(
+    builder: &mut BatchBuilder,
+    key: Option<&[u8]>,
+    value: Option<&[u8]>,
+    original_headers: &[(std::borrow::Cow<'_, str>, &[u8])],
+    error: &Error,
+    governance: &Governance,
+    producer: &str,
+    now_ms: i64,
+) {
+    let details: Vec<serde_json::Value> = if error.details.is_empty() {
+        vec![serde_json::json!({ "code": error.code, "path": error.path.clone().unwrap_or_default(), "message": error.message })]
+    } else {
+        error.details.iter().map(|d| serde_json::json!({ "code": d.code, "path": d.path, "message": d.message })).collect()
+    };
+    let violations = serde_json::to_string(&details).unwrap_or_default();
+    let rejected_at = format_rfc3339_ms(now_ms);
+    let stream_name = governance.dead_letter_stream.trim_end_matches(crate::stream::DEAD_LETTER_SUFFIX);
+    let mut headers: Vec<(&str, &[u8])> = original_headers.iter().map(|(name, value)| (name.as_ref(), *value)).collect();
+    headers.push((dead_letter_headers::REASON, error.code.as_bytes()));
+    headers.push((dead_letter_headers::MESSAGE, error.message.as_bytes()));
+    headers.push((dead_letter_headers::VIOLATIONS, violations.as_bytes()));
+    headers.push((dead_letter_headers::STREAM, stream_name.as_bytes()));
+    headers.push((dead_letter_headers::CONTRACT_ID, governance.contract_id.as_bytes()));
+    headers.push((dead_letter_headers::CONTRACT_VERSION, governance.contract_version.as_bytes()));
+    headers.push((dead_letter_headers::PRODUCER, producer.as_bytes()));
+    headers.push((dead_letter_headers::REJECTED_AT, rejected_at.as_bytes()));
+    builder.push(now_ms, key, value, &headers);
+}
+
+/// What Confluent's wire framing said about a value on a governed stream.
+pub(crate) enum Unframed<'a> {
+    /// JSON to validate against the contract (the framing, if any, stripped).
+    Json(&'a [u8]),
+    /// A registered id of a non-JSON schema (Avro, Protobuf) under `<stream>-value`: the JSON
+    /// contract cannot check the bytes, so the registry id is the check.
+    ForeignSchema { schema_id: u32, schema_type: String },
 }
 
 /// Largest event (data plus attributes) accepted by default.
@@ -555,9 +582,13 @@ impl Broker {
                     )
                     .with_path("/datacontenttype"));
                 }
-                let data = self.unframe(stream, data.unwrap_or(b"null"))?;
-                let value = governance.compiled.validate_bytes(data).map_err(|violations| contract_violation(&violations))?;
-                pointer.and_then(|pointer| value.pointer(pointer)).and_then(key_bytes)
+                match self.unframe(stream, data.unwrap_or(b"null"))? {
+                    Unframed::Json(data) => {
+                        let value = governance.compiled.validate_bytes(data).map_err(|violations| contract_violation(&violations))?;
+                        pointer.and_then(|pointer| value.pointer(pointer)).and_then(key_bytes)
+                    }
+                    Unframed::ForeignSchema { .. } => None,
+                }
             }
             (None, Some(data)) if is_json => match pointer {
                 Some(pointer) => crate::json_key::key_at_pointer(data, pointer).map_err(|error| malformed_data(&error))?,
@@ -588,11 +619,12 @@ impl Broker {
 
     /// Strips Confluent's wire framing (magic byte 0, 4-byte schema id) after checking that
     /// the schema id is registered for this stream's value subject.
-    fn unframe<'a>(&self, stream: &Stream, data: &'a [u8]) -> Result<&'a [u8], Error> {
-        let [0, a, b, c, d, rest @ ..] = data else { return Ok(data) };
+    pub(crate) fn unframe<'a>(&self, stream: &Stream, data: &'a [u8]) -> Result<Unframed<'a>, Error> {
+        let [0, a, b, c, d, rest @ ..] = data else { return Ok(Unframed::Json(data)) };
         let schema_id = u32::from_be_bytes([*a, *b, *c, *d]);
         let subject = format!("{}-value", stream.name());
-        let known = self.schema_sink().map(|sink| sink.subjects_of_schema(schema_id)).unwrap_or_default();
+        let sink = self.schema_sink();
+        let known = sink.as_ref().map(|sink| sink.subjects_of_schema(schema_id)).unwrap_or_default();
         if known.is_empty() {
             return Err(Error::invalid(
                 codes::SCHEMA_NOT_FOUND,
@@ -607,7 +639,10 @@ impl Broker {
             )
             .with_path("/data"));
         }
-        Ok(rest)
+        match sink.and_then(|sink| sink.schema_type(schema_id)) {
+            Some(schema_type) if schema_type != "JSON" => Ok(Unframed::ForeignSchema { schema_id, schema_type }),
+            _ => Ok(Unframed::Json(rest)),
+        }
     }
 
     /// Reads whole batches from one partition starting at `offset`.
@@ -764,7 +799,7 @@ fn sync_streams(streams: &[Arc<Stream>]) {
 
 /// One rejected event's error built from its contract violations: the first names the code
 /// and path, all of them are in the details.
-fn contract_violation(violations: &[weft_contract::Violation]) -> Error {
+pub(crate) fn contract_violation(violations: &[weft_contract::Violation]) -> Error {
     let first = violations.first();
     let code = first.map_or(codes::EVENT_MALFORMED_JSON, |v| v.code);
     let message = match violations.len() {
