@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Runs the Weft benchmark (bench/, crate weft-bench) against NATS JetStream, Redis Streams and a PostgreSQL outbox.
+# Runs the Weft benchmark (bench/, crate weft-bench) against NATS JetStream, Redis Streams and a PostgreSQL outbox,
+# with Weft over HTTP and over its Kafka listener (kcat).
 #
 # Installs the peer servers from Debian when they are missing, makes sure a non-root OS user exists for PostgreSQL,
 # builds in release, and passes every argument on to the tool, for example:
 #   scripts/bench.sh                 # full run: 1,000,000 events, 3 runs per system -> bench/results/latest.{md,json}
 #   scripts/bench.sh --smoke         # under a minute, for CI           -> bench/results/smoke.{md,json}
 #   scripts/bench.sh --systems weft --weft-fsync always --runs 1
+#   scripts/bench.sh --weft-contracts off,on --weft-auth on,off   # adds the cost of validation and of authorization
 # Set BENCH_SKIP_WEFT_BUILD=1 to benchmark an existing target/release/weft without rebuilding it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,6 +20,8 @@ missing=()
 command -v nats-server >/dev/null 2>&1 || missing+=(nats-server)
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql)
+# kcat (librdkafka's CLI) is the Kafka client for the weft-kafka configurations.
+command -v kcat >/dev/null 2>&1 || missing+=(kcat)
 if [ "${#missing[@]}" -gt 0 ]; then
     echo "bench.sh: installing ${missing[*]}" >&2
     as_root apt-get update

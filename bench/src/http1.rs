@@ -1,6 +1,6 @@
 //! A small HTTP/1.1 keep-alive client over a tokio `TcpStream`, enough to drive Weft's JSON and NDJSON API.
 //!
-//! It sends one request at a time per connection and reads `Content-Length` or chunked bodies.
+//! It sends one request at a time per connection, with an optional bearer token, and reads `Content-Length` or chunked bodies.
 //! It does no TLS, redirects, compression or connection pooling: the benchmark owns its connections explicitly.
 
 use anyhow::{Context as _, Result, bail};
@@ -21,6 +21,8 @@ pub(crate) struct HttpConnection {
     reader: BufReader<OwnedReadHalf>,
     writer: OwnedWriteHalf,
     host: String,
+    /// `Authorization` header value sent with every request (`Bearer <token>`), if any.
+    authorization: Option<String>,
     head: Vec<u8>,
 }
 
@@ -36,6 +38,7 @@ impl HttpConnection {
             reader: BufReader::with_capacity(256 * 1024, reader),
             writer,
             host: format!("127.0.0.1:{port}"),
+            authorization: None,
             head: Vec::with_capacity(512),
         }
     }
@@ -44,6 +47,12 @@ impl HttpConnection {
         let stream = TcpStream::connect(("127.0.0.1", port)).await.with_context(|| format!("connect to 127.0.0.1:{port}"))?;
         stream.set_nodelay(true)?;
         Ok(HttpConnection::new(stream, port))
+    }
+
+    /// Sends `Authorization: Bearer <token>` with every request from now on.
+    pub(crate) fn with_bearer_token(mut self, token: Option<&str>) -> HttpConnection {
+        self.authorization = token.map(|token| format!("Bearer {token}"));
+        self
     }
 
     pub(crate) async fn get(&mut self, path: &str) -> Result<HttpResponse> {
@@ -58,6 +67,9 @@ impl HttpConnection {
         use std::io::Write as _;
         self.head.clear();
         write!(self.head, "{method} {path} HTTP/1.1\r\nHost: {}\r\n", self.host)?;
+        if let Some(authorization) = &self.authorization {
+            write!(self.head, "Authorization: {authorization}\r\n")?;
+        }
         if let Some(content_type) = content_type {
             write!(self.head, "Content-Type: {content_type}\r\n")?;
         }

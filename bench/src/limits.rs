@@ -3,6 +3,8 @@
 //! - Sequential write bandwidth with an `fdatasync` after every MiB (the best a durable log can do for large batches).
 //! - Latency of appending 250 bytes and calling `fdatasync` (the floor for a single acknowledged durable write).
 //! - Single-core cost of parsing one event with `serde_json`, into a `Value` and into a typed struct (the floor for any server that looks inside events).
+//! - Single-core cost of validating one event against the benchmark's contract with Weft's own contract library
+//!   (`CompiledContract::validate_bytes`, parse included): what `--weft-contracts on` should add per event at the least.
 //!
 //! All measurements are on files under the benchmark's temp dir, on the same filesystem as the systems' data.
 
@@ -30,6 +32,8 @@ pub(crate) struct PhysicalLimits {
     pub n_parsed_events: u64,
     pub json_parse_to_value_ns_per_event: f64,
     pub json_parse_to_struct_ns_per_event: f64,
+    /// Parse plus validation against the bench contract, one core, nanoseconds per event.
+    pub contract_validate_bytes_ns_per_event: f64,
 }
 
 pub(crate) struct LimitsPlan {
@@ -44,6 +48,7 @@ pub(crate) fn measure(dir: &Path, plan: &LimitsPlan, events: &[Event]) -> Result
     let total_small_append_seconds: f64 = small_append_us.iter().sum::<f64>() / 1e6;
     let parsed = &events[..events.len().min(plan.n_parsed_events_max)];
     let (value_ns, struct_ns) = json_parse_cost(parsed)?;
+    let validate_ns = contract_validation_cost(parsed)?;
     Ok(PhysicalLimits {
         sequential_write_bytes: plan.sequential_write_bytes,
         sequential_write_mib_per_second,
@@ -54,6 +59,7 @@ pub(crate) fn measure(dir: &Path, plan: &LimitsPlan, events: &[Event]) -> Result
         n_parsed_events: parsed.len() as u64,
         json_parse_to_value_ns_per_event: value_ns,
         json_parse_to_struct_ns_per_event: struct_ns,
+        contract_validate_bytes_ns_per_event: validate_ns,
     })
 }
 
@@ -131,6 +137,27 @@ fn json_parse_cost(events: &[Event]) -> Result<(f64, f64)> {
     }
     let per_event = |duration: Duration| duration.as_nanos() as f64 / events.len() as f64;
     Ok((per_event(best_value), per_event(best_struct)))
+}
+
+/// Nanoseconds per event to parse and validate against the bench contract, on one core, best of three passes.
+fn contract_validation_cost(events: &[Event]) -> Result<f64> {
+    if events.is_empty() {
+        return Ok(0.0);
+    }
+    let stream = crate::systems::StreamSpec { name: "bench.orders.v1".to_string(), n_partitions: 8 };
+    let contract = crate::systems::weft::compile_order_contract(&stream, "always")?;
+    let mut best = Duration::MAX;
+    for _ in 0..3 {
+        let start = Instant::now();
+        for event in events {
+            let value = contract
+                .validate_bytes(event.payload.as_bytes())
+                .map_err(|violations| anyhow::anyhow!("the bench contract refused an event: {violations:?}"))?;
+            std::hint::black_box(value);
+        }
+        best = best.min(start.elapsed());
+    }
+    Ok(best.as_nanos() as f64 / events.len() as f64)
 }
 
 /// The value at quantile `q` of a sorted slice (nearest rank).

@@ -12,6 +12,7 @@
 
 mod driver;
 mod http1;
+mod kcat;
 mod limits;
 mod report;
 mod server_process;
@@ -25,12 +26,12 @@ use anyhow::{Context as _, Result, anyhow, bail};
 use clap::Parser;
 
 use crate::driver::{DriveOutcome, Pacing};
-use crate::report::{RunMetrics, SystemResult};
-use crate::server_process::{RssSampler, own_cpu_seconds, peak_rss_bytes, tree_cpu_seconds};
+use crate::report::{LatencyMetrics, RunMetrics, SystemResult};
+use crate::server_process::{RssSampler, own_cpu_seconds, peak_rss_bytes, reaped_children_cpu_seconds, tree_cpu_seconds};
 use crate::systems::nats::NatsSystem;
 use crate::systems::postgres::{PostgresInstall, PostgresSystem};
 use crate::systems::redis::{RedisPersistence, RedisSystem};
-use crate::systems::weft::{WeftOptions, WeftSystem};
+use crate::systems::weft::{WeftOptions, WeftSystem, WeftTransport};
 use crate::systems::{START_TIMEOUT, StreamSpec, System};
 use crate::workload::Workload;
 
@@ -43,9 +44,11 @@ const LATENCY_PHASE_SLACK: Duration = Duration::from_secs(120);
 #[derive(Parser, Debug, Clone)]
 #[command(version, about)]
 pub(crate) struct Cli {
-    /// Systems to run, comma separated: weft, nats, redis-aof, redis-none, postgres.
-    /// `weft` runs once per `--weft-fsync` policy. Systems whose server is not installed are skipped and reported as such.
-    #[arg(long, value_delimiter = ',', default_value = "weft,nats,redis-aof,redis-none,postgres")]
+    /// Systems to run, comma separated: weft (HTTP), weft-kafka (Kafka listener, kcat), nats, redis-aof, redis-none, postgres.
+    /// `weft` runs once per combination of `--weft-fsync`, `--weft-contracts` and `--weft-auth`; `weft-kafka` once per
+    /// combination of `--weft-fsync`, `--weft-contracts` and `--weft-kafka-auth`.
+    /// Systems whose server (or kcat) is not installed are skipped and reported as such.
+    #[arg(long, value_delimiter = ',', default_value = "weft,weft-kafka,nats,redis-aof,redis-none,postgres")]
     systems: Vec<String>,
 
     /// Events produced and consumed per run.
@@ -96,9 +99,20 @@ pub(crate) struct Cli {
     #[arg(long, value_delimiter = ',', default_value = "always,interval:5")]
     weft_fsync: Vec<String>,
 
-    /// Attach a data contract to Weft's stream (`on`) or not (`off`); `on` fails until the contract API exists.
-    #[arg(long, default_value = "off", value_parser = ["off", "on"])]
-    weft_contracts: String,
+    /// Create Weft's streams from a data contract, so every event is validated (`on`), or plainly (`off`);
+    /// comma separated to run both.
+    #[arg(long, value_delimiter = ',', default_value = "off", value_parser = ["off", "on"])]
+    weft_contracts: Vec<String>,
+
+    /// Run `weft serve` with authentication and authorization on (`on`, Weft's default: every request carries the
+    /// admin token) or `--auth off`; comma separated to run both (the cost of authorization).
+    #[arg(long, value_delimiter = ',', default_value = "on", value_parser = ["on", "off"])]
+    weft_auth: Vec<String>,
+
+    /// Authentication for `weft-kafka` runs: `on` signs kcat in with SASL/PLAIN (user `admin`, the admin token);
+    /// `off` runs `weft serve --auth off`. Comma separated to run both.
+    #[arg(long, value_delimiter = ',', default_value = "on", value_parser = ["on", "off"])]
+    weft_kafka_auth: Vec<String>,
 
     /// Path of the `weft` binary (default: `target/release/weft` of this workspace).
     #[arg(long)]
@@ -132,8 +146,8 @@ pub(crate) struct Cli {
 /// One benchmarked configuration.
 #[derive(Clone, Debug)]
 pub(crate) enum SystemConfig {
-    /// Weft over HTTP. A Kafka transport becomes a second variant here once `--kafka-listen` exists (see `systems/weft.rs`).
-    WeftHttp {
+    /// Weft over HTTP or over its Kafka listener.
+    Weft {
         options: WeftOptions,
     },
     NatsJetStream,
@@ -144,9 +158,14 @@ pub(crate) enum SystemConfig {
 impl SystemConfig {
     pub(crate) fn key(&self) -> String {
         match self {
-            SystemConfig::WeftHttp { options } => {
+            SystemConfig::Weft { options } => {
+                let transport = match options.transport {
+                    WeftTransport::Http => "http",
+                    WeftTransport::Kafka => "kafka",
+                };
                 let contracts = if options.contracts { "-contracts" } else { "" };
-                format!("weft-http-fsync-{}{contracts}", options.fsync.replace(':', ""))
+                let auth = if options.auth { "" } else { "-auth-off" };
+                format!("weft-{transport}-fsync-{}{contracts}{auth}", options.fsync.replace(':', ""))
             }
             SystemConfig::NatsJetStream => "nats-jetstream-file".to_string(),
             SystemConfig::Redis(RedisPersistence::AofEverySecond) => "redis-aof-everysec".to_string(),
@@ -156,27 +175,36 @@ impl SystemConfig {
     }
 
     pub(crate) fn is_weft(&self) -> bool {
-        matches!(self, SystemConfig::WeftHttp { .. })
+        matches!(self, SystemConfig::Weft { .. })
+    }
+
+    pub(crate) fn weft_options(&self) -> Option<&WeftOptions> {
+        match self {
+            SystemConfig::Weft { options } => Some(options),
+            _ => None,
+        }
     }
 
     /// What an acknowledgement means in this configuration, in words.
     pub(crate) fn durability(&self) -> String {
         match self {
-            SystemConfig::WeftHttp { options } => match options.fsync.as_str() {
-                "always" => "Weft fsync always: acknowledged after fdatasync of every partition the request wrote to; \
-                     partitions are appended and fsynced in parallel, and concurrent appends to one partition share an fsync \
-                     (group commit), as crates/weft-log/src/partition.rs did when this tool was written"
-                    .to_string(),
-                "never" => "Weft fsync never: acknowledged after write to the OS; the OS decides when data reaches disk, \
-                     so a power failure can lose any acknowledged event not yet written back; a process crash loses none"
-                    .to_string(),
-                policy => format!(
-                    "Weft fsync {policy}: acknowledged after write to the OS, before any fsync; a background flusher \
-                     fdatasyncs every partition on that timer, so a power failure can lose the acknowledged events of about \
-                     one interval (plus the flush itself); a process crash loses none (as crates/weft-core/src/broker.rs did \
-                     when this tool was written)"
-                ),
-            },
+            SystemConfig::Weft { options } => {
+                let transport = match options.transport {
+                    WeftTransport::Http => "over HTTP",
+                    WeftTransport::Kafka => "over the Kafka listener with kcat (acks=all)",
+                };
+                let contracts = if options.contracts {
+                    "streams created from the bench's ODCS contract, so every event is validated before it is appended"
+                } else {
+                    "no contract, events not validated"
+                };
+                let auth = match (options.auth, options.transport) {
+                    (true, WeftTransport::Http) => "auth on (every request authenticated by bearer token and authorized)",
+                    (true, WeftTransport::Kafka) => "auth on (SASL/PLAIN as admin)",
+                    (false, _) => "auth off (`--auth off`, every caller is admin)",
+                };
+                format!("{} ({transport}; {contracts}; {auth})", Self::weft_fsync_durability(&options.fsync))
+            }
             SystemConfig::NatsJetStream => "JetStream file storage, 1 replica: acknowledged after write to the OS; the file \
                  store is fsynced every 2 minutes by default (`sync_interval`, per the NATS docs and `defaultSyncInterval` in the \
                  server's filestore.go), so a power failure can lose up to 2 minutes of acknowledged messages; a process crash \
@@ -194,6 +222,25 @@ impl SystemConfig {
                 .to_string(),
         }
     }
+
+    /// What an acknowledgement of Weft means under an fsync policy.
+    fn weft_fsync_durability(fsync: &str) -> String {
+        match fsync {
+            "always" => "Weft fsync always: acknowledged after fdatasync of every partition the request wrote to; \
+             partitions are appended and fsynced in parallel, and concurrent appends to one partition share an fsync \
+             (group commit), as crates/weft-log/src/partition.rs did when this tool was written"
+                .to_string(),
+            "never" => "Weft fsync never: acknowledged after write to the OS; the OS decides when data reaches disk, \
+             so a power failure can lose any acknowledged event not yet written back; a process crash loses none"
+                .to_string(),
+            policy => format!(
+                "Weft fsync {policy}: acknowledged after write to the OS, before any fsync; a background flusher \
+             fdatasyncs every partition on that timer, so a power failure can lose the acknowledged events of about \
+             one interval (plus the flush itself); a process crash loses none (as crates/weft-core/src/broker.rs did \
+             when this tool was written)"
+            ),
+        }
+    }
 }
 
 /// Everything a run needs besides the system itself.
@@ -204,6 +251,7 @@ struct RunEnvironment {
     weft_binary: PathBuf,
     nats_binary: Option<PathBuf>,
     redis_binary: Option<PathBuf>,
+    kcat_binary: Option<PathBuf>,
     postgres: Option<PostgresInstall>,
     n_partitions: u32,
     batch_events: usize,
@@ -265,6 +313,7 @@ fn main() -> Result<()> {
         weft_binary: cli.weft_bin.clone().unwrap_or_else(|| workspace_dir().join("target/release/weft")),
         nats_binary: server_process::find_on_path("nats-server"),
         redis_binary: server_process::find_on_path("redis-server"),
+        kcat_binary: kcat::find_kcat(),
         postgres: PostgresInstall::find(&cli.pg_user),
         n_partitions: cli.partitions,
         batch_events: cli.batch_events,
@@ -300,26 +349,55 @@ fn parse_systems(cli: &Cli) -> Result<Vec<SystemConfig>> {
         match name.trim() {
             "weft" => {
                 for fsync in &cli.weft_fsync {
-                    let fsync = fsync.trim();
-                    let valid = fsync == "always"
-                        || fsync == "never"
-                        || fsync.strip_prefix("interval:").is_some_and(|ms| ms.parse::<u64>().is_ok());
-                    if !valid {
-                        bail!("--weft-fsync {fsync:?}: expected always, never or interval:<ms>");
+                    let fsync = parse_fsync(fsync)?;
+                    for contracts in &cli.weft_contracts {
+                        for auth in &cli.weft_auth {
+                            configs.push(SystemConfig::Weft {
+                                options: WeftOptions {
+                                    transport: WeftTransport::Http,
+                                    fsync: fsync.clone(),
+                                    contracts: contracts == "on",
+                                    auth: auth == "on",
+                                },
+                            });
+                        }
                     }
-                    configs.push(SystemConfig::WeftHttp {
-                        options: WeftOptions { fsync: fsync.to_string(), contracts: cli.weft_contracts == "on" },
-                    });
+                }
+            }
+            "weft-kafka" => {
+                for fsync in &cli.weft_fsync {
+                    let fsync = parse_fsync(fsync)?;
+                    for contracts in &cli.weft_contracts {
+                        for auth in &cli.weft_kafka_auth {
+                            configs.push(SystemConfig::Weft {
+                                options: WeftOptions {
+                                    transport: WeftTransport::Kafka,
+                                    fsync: fsync.clone(),
+                                    contracts: contracts == "on",
+                                    auth: auth == "on",
+                                },
+                            });
+                        }
+                    }
                 }
             }
             "nats" => configs.push(SystemConfig::NatsJetStream),
             "redis-aof" => configs.push(SystemConfig::Redis(RedisPersistence::AofEverySecond)),
             "redis-none" => configs.push(SystemConfig::Redis(RedisPersistence::None)),
             "postgres" => configs.push(SystemConfig::PostgresOutbox),
-            other => bail!("unknown system {other:?}; expected weft, nats, redis-aof, redis-none or postgres"),
+            other => bail!("unknown system {other:?}; expected weft, weft-kafka, nats, redis-aof, redis-none or postgres"),
         }
     }
     Ok(configs)
+}
+
+fn parse_fsync(fsync: &str) -> Result<String> {
+    let fsync = fsync.trim();
+    let valid = fsync == "always" || fsync == "never" || fsync.strip_prefix("interval:").is_some_and(|ms| ms.parse::<u64>().is_ok());
+    if !valid {
+        bail!("--weft-fsync {fsync:?}: expected always, never or interval:<ms>");
+    }
+    Ok(fsync.to_string())
 }
 
 fn cli_echo(cli: &Cli) -> serde_json::Value {
@@ -337,6 +415,8 @@ fn cli_echo(cli: &Cli) -> serde_json::Value {
         "phase_timeout_seconds": cli.phase_timeout_seconds,
         "weft_fsync": cli.weft_fsync,
         "weft_contracts": cli.weft_contracts,
+        "weft_auth": cli.weft_auth,
+        "weft_kafka_auth": cli.weft_kafka_auth,
     })
 }
 
@@ -349,6 +429,7 @@ fn environment_echo(environment: &RunEnvironment) -> serde_json::Value {
         "weft_binary": environment.weft_binary,
         "nats_binary": environment.nats_binary,
         "redis_binary": environment.redis_binary,
+        "kcat_binary": environment.kcat_binary,
         "postgres_bin_dir": environment.postgres.as_ref().map(|install| &install.bin_dir),
     })
 }
@@ -356,12 +437,18 @@ fn environment_echo(environment: &RunEnvironment) -> serde_json::Value {
 /// Why a configuration cannot run here, if it cannot.
 fn skip_reason(config: &SystemConfig, environment: &RunEnvironment) -> Option<String> {
     match config {
-        SystemConfig::WeftHttp { .. } => (!environment.weft_binary.is_file()).then(|| {
-            format!(
-                "{} does not exist (build it with `cargo build --release -p weft` or pass --weft-bin)",
-                environment.weft_binary.display()
-            )
-        }),
+        SystemConfig::Weft { options } => {
+            if !environment.weft_binary.is_file() {
+                Some(format!(
+                    "{} does not exist (build it with `cargo build --release -p weft` or pass --weft-bin)",
+                    environment.weft_binary.display()
+                ))
+            } else if options.transport == WeftTransport::Kafka && environment.kcat_binary.is_none() {
+                Some("kcat is not on PATH (scripts/bench.sh installs it)".to_string())
+            } else {
+                None
+            }
+        }
         SystemConfig::NatsJetStream => {
             environment.nats_binary.is_none().then(|| "nats-server is not on PATH (scripts/bench.sh installs it)".to_string())
         }
@@ -381,6 +468,7 @@ async fn run_all(configs: &[SystemConfig], n_runs: usize, environment: &RunEnvir
         .map(|config| SystemResult {
             key: config.key(),
             is_weft: config.is_weft(),
+            weft: config.weft_options().cloned(),
             durability: config.durability(),
             skipped: skip_reason(config, environment),
             runs: Vec::new(),
@@ -400,7 +488,7 @@ async fn run_all(configs: &[SystemConfig], n_runs: usize, environment: &RunEnvir
                         "   produce {:.0} ev/s, consume {:.0} ev/s, ack p99 {:.2} ms, cpu {:.1}+{:.1} s/M, rss {:.0} MiB",
                         metrics.produce_events_per_second,
                         metrics.consume_events_per_second,
-                        metrics.latency_p99_us / 1000.0,
+                        metrics.latency.as_ref().map_or(f64::NAN, |latency| latency.p99_us / 1000.0),
                         metrics.produce_server_cpu_seconds_per_million_events,
                         metrics.consume_server_cpu_seconds_per_million_events,
                         metrics.peak_rss_bytes as f64 / (1024.0 * 1024.0)
@@ -435,7 +523,7 @@ async fn run_once(config: &SystemConfig, run_idx: usize, environment: &RunEnviro
     let dir = data_dir.path();
     let missing = || anyhow!("server binary disappeared");
     match config {
-        SystemConfig::WeftHttp { options } => {
+        SystemConfig::Weft { options } => {
             let system = within("start weft", START_TIMEOUT, WeftSystem::start(&environment.weft_binary, dir, options.clone())).await?;
             measure(system, run_idx, environment).await
         }
@@ -493,14 +581,31 @@ async fn run_phases<S: System>(system: &mut S, run_idx: usize, environment: &Run
 
     let orders = StreamSpec { name: "bench.orders.v1".to_string(), n_partitions: environment.n_partitions };
     within("create the orders stream", START_TIMEOUT, system.create_stream(&orders)).await?;
-    let lanes = within("open producer lanes", START_TIMEOUT, open_lanes(system, &orders, environment.n_producers)).await?;
     let cpu_before_produce = tree_cpu_seconds(pid);
-    let client_cpu_before_produce = own_cpu_seconds();
-    let produce: DriveOutcome =
-        within("produce", phase_timeout, driver::drive(lanes, &workload.events, environment.batch_events, Pacing::AsFastAsPossible))
+    let client_cpu_before_produce = client_cpu_seconds();
+    let produce = match system.produce_with_own_client(&orders, &workload.events, environment.n_producers).await {
+        Some(produced) => {
+            let produced = produced.context("produce")?;
+            ProducePhase { elapsed: produced.elapsed, n_batches: 0, batch_p50_us: None, batch_p99_us: None }
+        }
+        None => {
+            let lanes = within("open producer lanes", START_TIMEOUT, open_lanes(system, &orders, environment.n_producers)).await?;
+            let driven: DriveOutcome = within(
+                "produce",
+                phase_timeout,
+                driver::drive(lanes, &workload.events, environment.batch_events, Pacing::AsFastAsPossible),
+            )
             .await?;
+            ProducePhase {
+                elapsed: driven.elapsed,
+                n_batches: driven.n_batches,
+                batch_p50_us: Some(driven.batch_latency_us.value_at_quantile(0.50) as f64),
+                batch_p99_us: Some(driven.batch_latency_us.value_at_quantile(0.99) as f64),
+            }
+        }
+    };
     let cpu_after_produce = tree_cpu_seconds(pid);
-    let client_cpu_after_produce = own_cpu_seconds();
+    let client_cpu_after_produce = client_cpu_seconds();
     let peak_rss_after_produce_bytes = sampler.peak_so_far(pid);
 
     let n_events = workload.events.len() as u64;
@@ -508,9 +613,75 @@ async fn run_phases<S: System>(system: &mut S, run_idx: usize, environment: &Run
     let consumed = within("consume", phase_timeout, system.consume_all(&orders, n_events, environment.n_consumers)).await?;
     let consume_elapsed = consume_started.elapsed();
     let cpu_after_consume = tree_cpu_seconds(pid);
-    let client_cpu_after_consume = own_cpu_seconds();
+    let client_cpu_after_consume = client_cpu_seconds();
     let peak_rss_after_consume_bytes = sampler.peak_so_far(pid);
 
+    let latency = if system.measures_latency() { Some(measure_latency(system, environment).await?) } else { None };
+
+    let per_million = |cpu_seconds: f64, n: u64| cpu_seconds * 1e6 / n.max(1) as f64;
+    let produce_seconds = produce.elapsed.as_secs_f64();
+    let consume_seconds = consume_elapsed.as_secs_f64();
+    let n_latency_events = environment.latency_workload.events.len() as u64;
+    Ok(RunMetrics {
+        run_idx,
+        n_events,
+        produce_seconds,
+        produce_events_per_second: n_events as f64 / produce_seconds,
+        produce_mb_per_second: workload.n_payload_bytes as f64 / 1e6 / produce_seconds,
+        produce_batches: produce.n_batches,
+        produce_batch_p50_us: produce.batch_p50_us,
+        produce_batch_p99_us: produce.batch_p99_us,
+        consume_seconds,
+        consume_events_per_second: consumed.n_events as f64 / consume_seconds,
+        consume_bytes_received: consumed.n_payload_bytes,
+        latency: latency.map(|phase| LatencyMetrics {
+            rate: environment.latency_rate,
+            n_events: n_latency_events,
+            achieved_events_per_second: n_latency_events as f64 / phase.outcome.elapsed.as_secs_f64(),
+            n_batches: phase.outcome.n_batches,
+            p50_us: phase.outcome.event_latency_us.value_at_quantile(0.50) as f64,
+            p99_us: phase.outcome.event_latency_us.value_at_quantile(0.99) as f64,
+            p999_us: phase.outcome.event_latency_us.value_at_quantile(0.999) as f64,
+            max_us: phase.outcome.event_latency_us.max() as f64,
+            server_cpu_seconds: phase.server_cpu_seconds,
+        }),
+        produce_server_cpu_seconds: cpu_after_produce - cpu_before_produce,
+        consume_server_cpu_seconds: cpu_after_consume - cpu_after_produce,
+        produce_server_cpu_seconds_per_million_events: per_million(cpu_after_produce - cpu_before_produce, n_events),
+        consume_server_cpu_seconds_per_million_events: per_million(cpu_after_consume - cpu_after_produce, n_events),
+        produce_server_cores_busy: (cpu_after_produce - cpu_before_produce) / produce_seconds,
+        produce_client_cores_busy: (client_cpu_after_produce - client_cpu_before_produce) / produce_seconds,
+        consume_server_cores_busy: (cpu_after_consume - cpu_after_produce) / consume_seconds,
+        consume_client_cores_busy: (client_cpu_after_consume - client_cpu_after_produce) / consume_seconds,
+        peak_rss_after_produce_bytes,
+        peak_rss_after_consume_bytes,
+        peak_rss_bytes: 0,
+        load_average_at_start: 0.0,
+        load_average_at_end: 0.0,
+    })
+}
+
+/// What the open-loop latency phase measured.
+struct LatencyPhase {
+    outcome: DriveOutcome,
+    server_cpu_seconds: f64,
+}
+
+/// What the produce phase measured, through lanes or the system's own client.
+struct ProducePhase {
+    elapsed: Duration,
+    n_batches: u64,
+    batch_p50_us: Option<f64>,
+    batch_p99_us: Option<f64>,
+}
+
+/// CPU seconds of the client: this process plus client processes it ran and reaped (kcat).
+fn client_cpu_seconds() -> f64 {
+    own_cpu_seconds() + reaped_children_cpu_seconds()
+}
+
+async fn measure_latency<S: System>(system: &mut S, environment: &RunEnvironment) -> Result<LatencyPhase> {
+    let pid = system.server_pid();
     let latency_stream = StreamSpec { name: "bench.latency.v1".to_string(), n_partitions: environment.n_partitions };
     within("create the latency stream", START_TIMEOUT, system.create_stream(&latency_stream)).await?;
     let lanes = within("open latency lanes", START_TIMEOUT, open_lanes(system, &latency_stream, environment.n_producers)).await?;
@@ -528,44 +699,5 @@ async fn run_phases<S: System>(system: &mut S, run_idx: usize, environment: &Run
     )
     .await?;
     let cpu_after_latency = tree_cpu_seconds(pid);
-
-    let per_million = |cpu_seconds: f64, n: u64| cpu_seconds * 1e6 / n.max(1) as f64;
-    let produce_seconds = produce.elapsed.as_secs_f64();
-    let consume_seconds = consume_elapsed.as_secs_f64();
-    let n_latency_events = environment.latency_workload.events.len() as u64;
-    Ok(RunMetrics {
-        run_idx,
-        n_events,
-        produce_seconds,
-        produce_events_per_second: n_events as f64 / produce_seconds,
-        produce_mb_per_second: workload.n_payload_bytes as f64 / 1e6 / produce_seconds,
-        produce_batches: produce.n_batches,
-        produce_batch_p50_us: produce.batch_latency_us.value_at_quantile(0.50) as f64,
-        produce_batch_p99_us: produce.batch_latency_us.value_at_quantile(0.99) as f64,
-        consume_seconds,
-        consume_events_per_second: consumed.n_events as f64 / consume_seconds,
-        consume_bytes_received: consumed.n_payload_bytes,
-        latency_rate: environment.latency_rate,
-        latency_events: n_latency_events,
-        latency_achieved_events_per_second: n_latency_events as f64 / latency.elapsed.as_secs_f64(),
-        latency_batches: latency.n_batches,
-        latency_p50_us: latency.event_latency_us.value_at_quantile(0.50) as f64,
-        latency_p99_us: latency.event_latency_us.value_at_quantile(0.99) as f64,
-        latency_p999_us: latency.event_latency_us.value_at_quantile(0.999) as f64,
-        latency_max_us: latency.event_latency_us.max() as f64,
-        produce_server_cpu_seconds: cpu_after_produce - cpu_before_produce,
-        consume_server_cpu_seconds: cpu_after_consume - cpu_after_produce,
-        latency_server_cpu_seconds: cpu_after_latency - cpu_before_latency,
-        produce_server_cpu_seconds_per_million_events: per_million(cpu_after_produce - cpu_before_produce, n_events),
-        consume_server_cpu_seconds_per_million_events: per_million(cpu_after_consume - cpu_after_produce, n_events),
-        produce_server_cores_busy: (cpu_after_produce - cpu_before_produce) / produce_seconds,
-        produce_client_cores_busy: (client_cpu_after_produce - client_cpu_before_produce) / produce_seconds,
-        consume_server_cores_busy: (cpu_after_consume - cpu_after_produce) / consume_seconds,
-        consume_client_cores_busy: (client_cpu_after_consume - client_cpu_after_produce) / consume_seconds,
-        peak_rss_after_produce_bytes,
-        peak_rss_after_consume_bytes,
-        peak_rss_bytes: 0,
-        load_average_at_start: 0.0,
-        load_average_at_end: 0.0,
-    })
+    Ok(LatencyPhase { outcome: latency, server_cpu_seconds: cpu_after_latency - cpu_before_latency })
 }

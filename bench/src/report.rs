@@ -8,6 +8,7 @@ use std::process::Command;
 use serde::Serialize;
 
 use crate::limits::PhysicalLimits;
+use crate::systems::weft::{WeftOptions, WeftTransport};
 
 /// Figures of one run of one system.
 #[derive(Clone, Debug, Serialize)]
@@ -18,24 +19,19 @@ pub(crate) struct RunMetrics {
     pub produce_events_per_second: f64,
     /// Event payload megabytes (10^6 bytes) per second, without protocol framing.
     pub produce_mb_per_second: f64,
+    /// Batches sent through lanes (0 when the system's own client produced, as kcat for Weft over Kafka).
     pub produce_batches: u64,
-    pub produce_batch_p50_us: f64,
-    pub produce_batch_p99_us: f64,
+    /// Per-batch acknowledgement time through lanes; `None` when the system's own client produced.
+    pub produce_batch_p50_us: Option<f64>,
+    pub produce_batch_p99_us: Option<f64>,
     pub consume_seconds: f64,
     pub consume_events_per_second: f64,
-    /// Payload bytes received (for Weft: bytes of the JSON pages, envelopes included).
+    /// Payload bytes received (for Weft over HTTP: bytes of the JSON pages, envelopes included).
     pub consume_bytes_received: u64,
-    pub latency_rate: u64,
-    pub latency_events: u64,
-    pub latency_achieved_events_per_second: f64,
-    pub latency_batches: u64,
-    pub latency_p50_us: f64,
-    pub latency_p99_us: f64,
-    pub latency_p999_us: f64,
-    pub latency_max_us: f64,
+    /// The open-loop latency phase; `None` when it was not run (a system without lanes).
+    pub latency: Option<LatencyMetrics>,
     pub produce_server_cpu_seconds: f64,
     pub consume_server_cpu_seconds: f64,
-    pub latency_server_cpu_seconds: f64,
     pub produce_server_cpu_seconds_per_million_events: f64,
     pub consume_server_cpu_seconds_per_million_events: f64,
     /// CPU seconds per wall-clock second during a phase: 1.0 is one core fully busy.
@@ -53,10 +49,28 @@ pub(crate) struct RunMetrics {
     pub load_average_at_end: f64,
 }
 
+/// Figures of the open-loop latency phase of one run.
+#[derive(Clone, Debug, Serialize)]
+pub(crate) struct LatencyMetrics {
+    /// Offered load, events per second.
+    pub rate: u64,
+    pub n_events: u64,
+    pub achieved_events_per_second: f64,
+    pub n_batches: u64,
+    /// Per event, from intended send time to acknowledgement.
+    pub p50_us: f64,
+    pub p99_us: f64,
+    pub p999_us: f64,
+    pub max_us: f64,
+    pub server_cpu_seconds: f64,
+}
+
 #[derive(Clone, Debug, Serialize)]
 pub(crate) struct SystemResult {
     pub key: String,
     pub is_weft: bool,
+    /// Weft's configuration (transport, fsync, contracts, auth); `None` for peers.
+    pub weft: Option<WeftOptions>,
     pub durability: String,
     pub skipped: Option<String>,
     pub runs: Vec<RunMetrics>,
@@ -75,7 +89,8 @@ const MIB: f64 = 1024.0 * 1024.0;
 struct Metric {
     key: &'static str,
     title: &'static str,
-    value: fn(&RunMetrics) -> f64,
+    /// `None` when the run did not measure it (no latency phase for Weft over Kafka).
+    value: fn(&RunMetrics) -> Option<f64>,
     /// The stored value is divided by this for display.
     display_divisor: f64,
     decimals: usize,
@@ -86,7 +101,7 @@ const METRICS: &[Metric] = &[
     Metric {
         key: "produce_events_per_second",
         title: "produce ev/s",
-        value: |run| run.produce_events_per_second,
+        value: |run| Some(run.produce_events_per_second),
         display_divisor: 1.0,
         decimals: 0,
         higher_is_better: true,
@@ -94,7 +109,7 @@ const METRICS: &[Metric] = &[
     Metric {
         key: "produce_mb_per_second",
         title: "produce MB/s",
-        value: |run| run.produce_mb_per_second,
+        value: |run| Some(run.produce_mb_per_second),
         display_divisor: 1.0,
         decimals: 1,
         higher_is_better: true,
@@ -102,7 +117,7 @@ const METRICS: &[Metric] = &[
     Metric {
         key: "consume_events_per_second",
         title: "consume ev/s",
-        value: |run| run.consume_events_per_second,
+        value: |run| Some(run.consume_events_per_second),
         display_divisor: 1.0,
         decimals: 0,
         higher_is_better: true,
@@ -110,7 +125,7 @@ const METRICS: &[Metric] = &[
     Metric {
         key: "latency_p50_us",
         title: "ack p50 ms",
-        value: |run| run.latency_p50_us,
+        value: |run| run.latency.as_ref().map(|latency| latency.p50_us),
         display_divisor: 1000.0,
         decimals: 2,
         higher_is_better: false,
@@ -118,7 +133,7 @@ const METRICS: &[Metric] = &[
     Metric {
         key: "latency_p99_us",
         title: "ack p99 ms",
-        value: |run| run.latency_p99_us,
+        value: |run| run.latency.as_ref().map(|latency| latency.p99_us),
         display_divisor: 1000.0,
         decimals: 2,
         higher_is_better: false,
@@ -126,7 +141,7 @@ const METRICS: &[Metric] = &[
     Metric {
         key: "latency_p999_us",
         title: "ack p99.9 ms",
-        value: |run| run.latency_p999_us,
+        value: |run| run.latency.as_ref().map(|latency| latency.p999_us),
         display_divisor: 1000.0,
         decimals: 2,
         higher_is_better: false,
@@ -134,7 +149,7 @@ const METRICS: &[Metric] = &[
     Metric {
         key: "produce_server_cpu_seconds_per_million_events",
         title: "server CPU-s/M produce",
-        value: |run| run.produce_server_cpu_seconds_per_million_events,
+        value: |run| Some(run.produce_server_cpu_seconds_per_million_events),
         display_divisor: 1.0,
         decimals: 2,
         higher_is_better: false,
@@ -142,7 +157,7 @@ const METRICS: &[Metric] = &[
     Metric {
         key: "consume_server_cpu_seconds_per_million_events",
         title: "server CPU-s/M consume",
-        value: |run| run.consume_server_cpu_seconds_per_million_events,
+        value: |run| Some(run.consume_server_cpu_seconds_per_million_events),
         display_divisor: 1.0,
         decimals: 2,
         higher_is_better: false,
@@ -150,7 +165,7 @@ const METRICS: &[Metric] = &[
     Metric {
         key: "peak_rss_bytes",
         title: "peak RSS MiB",
-        value: |run| run.peak_rss_bytes as f64,
+        value: |run| Some(run.peak_rss_bytes as f64),
         display_divisor: 1024.0 * 1024.0,
         decimals: 0,
         higher_is_better: false,
@@ -168,7 +183,7 @@ fn summarize(values: &mut [f64]) -> Option<Summary> {
 }
 
 fn metric_summary(system: &SystemResult, metric: &Metric) -> Option<Summary> {
-    let mut values: Vec<f64> = system.runs.iter().map(metric.value).collect();
+    let mut values: Vec<f64> = system.runs.iter().filter_map(metric.value).collect();
     summarize(&mut values)
 }
 
@@ -324,6 +339,11 @@ impl Report {
                     "| serde_json parse of one event, one core ({} events) | {:.0} ns into `Value`, {:.0} ns into a struct |",
                     limits.n_parsed_events, limits.json_parse_to_value_ns_per_event, limits.json_parse_to_struct_ns_per_event
                 )?;
+                writeln!(
+                    out,
+                    "| parse + validate one event against the bench contract (`weft_contract::CompiledContract::validate_bytes`), one core | {:.0} ns |",
+                    limits.contract_validate_bytes_ns_per_event
+                )?;
                 writeln!(out)?;
             }
             None => writeln!(out, "Not measured (`--skip-limits`).\n")?,
@@ -350,8 +370,10 @@ impl Report {
                 continue;
             }
             for metric in METRICS {
-                let summary = metric_summary(system, metric).expect("runs is non-empty");
-                write!(out, " {} |", format_summary(summary, metric, system.runs.len() > 1))?;
+                match metric_summary(system, metric) {
+                    Some(summary) => write!(out, " {} |", format_summary(summary, metric, system.runs.len() > 1))?,
+                    None => write!(out, " n/a |")?,
+                }
             }
             writeln!(out)?;
         }
@@ -375,6 +397,8 @@ impl Report {
         )?;
 
         self.write_time_breakdown(out)?;
+        self.write_costs(out)?;
+        self.write_goals(out)?;
         self.write_ratios(out)?;
 
         writeln!(out, "## Durability of each configuration\n")?;
@@ -389,6 +413,7 @@ impl Report {
             "Producers behave alike for every system: an idle connection takes every event that is due, up to the batch size, and sends it as one batch (one HTTP request with NDJSON lines, one pipelined burst of NATS `PUB`s or Redis `XADD`s, one multi-row PostgreSQL `INSERT` transaction), then waits until all its events are acknowledged.",
             "Throughput runs every event due at once; the latency phase makes event i due at start + i / rate, and latency runs from that intended time to the acknowledgement, so queueing behind a slow server counts (no coordinated omission).",
             "Consumers: Weft reads partitions with `GET .../events?limit=10000`; Redis reads each partition's stream with `XRANGE ... COUNT 10000`; PostgreSQL reads id ranges of 10,000 rows; NATS uses one pull consumer (ack policy none) with two pull requests of 10,000 in flight.",
+            "Weft over Kafka (`weft-kafka-*` rows) uses kcat (librdkafka) processes with librdkafka's defaults (linger.ms=5, acks=all, no compression): one `kcat -P` per producer reading `key<TAB>payload` lines from a file written before timing (the phase ends when the last kcat has flushed and exited, so process start-up counts), and for consume one `kcat -C -e` per partition, all at once (`fetch.wait.max.ms=10` so the end of a partition is seen within 10 ms), whose output lines are counted. These rows have no open-loop latency phase and no per-batch figures (n/a); their client cores include the kcat processes.",
             "The client runs on one thread of the same 2-core machine, so a server can use at most about one core undisturbed.",
         ] {
             writeln!(out, "- {line}")?;
@@ -413,6 +438,10 @@ impl Report {
             let mut values: Vec<f64> = system.runs.iter().map(value).collect();
             summarize(&mut values).map_or(0.0, |summary| summary.median)
         };
+        let median_or_na = |system: &SystemResult, value: fn(&RunMetrics) -> Option<f64>| {
+            let mut values: Vec<f64> = system.runs.iter().filter_map(value).collect();
+            summarize(&mut values).map_or_else(|| "n/a".to_string(), |summary| format!("{:.1}", summary.median / 1000.0))
+        };
         writeln!(
             out,
             "## Where the time goes (medians)
@@ -431,18 +460,184 @@ impl Report {
         for system in self.systems.iter().filter(|system| !system.runs.is_empty()) {
             writeln!(
                 out,
-                "| {} | {:.2} | {:.2} | {:.1} | {:.1} | {:.2} | {:.2} | {:.0} / {:.0} / {:.0} |",
+                "| {} | {:.2} | {:.2} | {} | {} | {:.2} | {:.2} | {:.0} / {:.0} / {:.0} |",
                 system.key,
                 median(system, |run| run.produce_server_cores_busy),
                 median(system, |run| run.produce_client_cores_busy),
-                median(system, |run| run.produce_batch_p50_us) / 1000.0,
-                median(system, |run| run.produce_batch_p99_us) / 1000.0,
+                median_or_na(system, |run| run.produce_batch_p50_us),
+                median_or_na(system, |run| run.produce_batch_p99_us),
                 median(system, |run| run.consume_server_cores_busy),
                 median(system, |run| run.consume_client_cores_busy),
                 median(system, |run| run.peak_rss_after_produce_bytes as f64) / MIB,
                 median(system, |run| run.peak_rss_after_consume_bytes as f64) / MIB,
                 median(system, |run| run.peak_rss_bytes as f64) / MIB,
             )?;
+        }
+        writeln!(out)
+    }
+
+    fn weft_system(&self, wanted: impl Fn(&WeftOptions) -> bool) -> Option<&SystemResult> {
+        self.systems.iter().find(|system| !system.runs.is_empty() && system.weft.as_ref().is_some_and(&wanted))
+    }
+
+    /// The cost of validation (contracts on vs off) and of authorization (auth on vs off), from pairs of Weft
+    /// configurations that differ in that one setting.
+    fn write_costs(&self, out: &mut String) -> std::fmt::Result {
+        let produce = |system: &SystemResult, value: fn(&RunMetrics) -> f64| {
+            let mut values: Vec<f64> = system.runs.iter().map(value).collect();
+            summarize(&mut values).map_or(0.0, |summary| summary.median)
+        };
+        let mut rows = Vec::new();
+        for system in self.systems.iter().filter(|system| !system.runs.is_empty()) {
+            let Some(options) = &system.weft else {
+                continue;
+            };
+            if options.contracts {
+                let baseline = self.weft_system(|other| {
+                    other.transport == options.transport && other.fsync == options.fsync && other.auth == options.auth && !other.contracts
+                });
+                if let Some(baseline) = baseline {
+                    rows.push(("validation (contracts on vs off)", baseline, system));
+                }
+            }
+            if options.auth {
+                let baseline = self.weft_system(|other| {
+                    other.transport == options.transport
+                        && other.fsync == options.fsync
+                        && other.contracts == options.contracts
+                        && !other.auth
+                });
+                if let Some(baseline) = baseline {
+                    rows.push(("authorization (auth on vs off)", baseline, system));
+                }
+            }
+        }
+        writeln!(
+            out,
+            "## Cost of validation and authorization (medians)
+"
+        )?;
+        if rows.is_empty() {
+            writeln!(out, "Not measured: run with `--weft-contracts off,on` and `--weft-auth on,off`.\n")?;
+            return Ok(());
+        }
+        writeln!(
+            out,
+            "Throughput cost = 1 − (produce ev/s with the feature ÷ without). Server CPU per event is the difference of the \
+             server's CPU-s per million events produced, in µs per event. Differences smaller than the runs' min–max \
+             spread (Results) are noise.\n"
+        )?;
+        writeln!(
+            out,
+            "| cost of | with | without | produce ev/s with / without | throughput cost | server CPU µs/event with / without | added µs/event |"
+        )?;
+        writeln!(out, "|---|---|---|---:|---:|---:|---:|")?;
+        for (what, baseline, system) in rows {
+            let with_rate = produce(system, |run| run.produce_events_per_second);
+            let without_rate = produce(baseline, |run| run.produce_events_per_second);
+            let with_cpu = produce(system, |run| run.produce_server_cpu_seconds_per_million_events);
+            let without_cpu = produce(baseline, |run| run.produce_server_cpu_seconds_per_million_events);
+            writeln!(
+                out,
+                "| {what} | {} | {} | {} / {} | {:.0}% | {with_cpu:.2} / {without_cpu:.2} | {:+.2} |",
+                system.key,
+                baseline.key,
+                group_thousands(with_rate.round() as u64),
+                group_thousands(without_rate.round() as u64),
+                (1.0 - with_rate / without_rate.max(1e-9)) * 100.0,
+                with_cpu - without_cpu,
+            )?;
+        }
+        if let Some(limits) = &self.limits {
+            writeln!(
+                out,
+                "\nFloor for comparison: parsing and validating one event in-process costs {:.2} µs on one core (Physical limits).",
+                limits.contract_validate_bytes_ns_per_event / 1000.0
+            )?;
+        }
+        writeln!(out)
+    }
+
+    /// Where Weft stands against the goals of the issues, from the medians.
+    fn write_goals(&self, out: &mut String) -> std::fmt::Result {
+        let median = |system: &SystemResult, metric_key: &str| {
+            let metric = METRICS.iter().find(|metric| metric.key == metric_key)?;
+            metric_summary(system, metric).map(|summary| summary.median)
+        };
+        let peer = |key: &str| self.systems.iter().find(|system| system.key == key && !system.runs.is_empty());
+        let verdict = |met: bool| if met { "met" } else { "**not met**" };
+        writeln!(out, "## Goals (medians of this run)\n")?;
+        writeln!(out, "| goal | configuration | measured | status |\n|---|---|---|---|")?;
+        let governed = self.weft_system(|options| {
+            options.transport == WeftTransport::Http && options.fsync == "always" && options.contracts && options.auth
+        });
+        match governed {
+            Some(weft) => {
+                let weft_rate = median(weft, "produce_events_per_second").unwrap_or(0.0);
+                for (peer_key, factor, goal) in [
+                    ("nats-jetstream-file", 2.0, "produce ≥ 2× JetStream, validated and fsynced before every ack"),
+                    ("redis-no-persistence", 1.0, "produce ahead of Redis without persistence, validated and fsynced"),
+                ] {
+                    match peer(peer_key).and_then(|peer| median(peer, "produce_events_per_second")) {
+                        Some(peer_rate) => writeln!(
+                            out,
+                            "| {goal} | {} vs {peer_key} | {} vs {} ev/s = {:.2}× | {} |",
+                            weft.key,
+                            group_thousands(weft_rate.round() as u64),
+                            group_thousands(peer_rate.round() as u64),
+                            weft_rate / peer_rate.max(1e-9),
+                            verdict(weft_rate >= factor * peer_rate)
+                        )?,
+                        None => writeln!(out, "| {goal} | {} | {peer_key} not measured | n/a |", weft.key)?,
+                    }
+                }
+            }
+            None => writeln!(
+                out,
+                "| produce ≥ 2× JetStream and ahead of Redis without persistence, validated and fsynced | weft-http-fsync-always-contracts | not measured (needs `--weft-fsync always --weft-contracts on --weft-auth on`) | n/a |"
+            )?,
+        }
+        let kafka = self
+            .systems
+            .iter()
+            .filter(|system| {
+                !system.runs.is_empty() && system.weft.as_ref().is_some_and(|options| options.transport == WeftTransport::Kafka)
+            })
+            .filter_map(|system| Some((system, median(system, "consume_events_per_second")?)))
+            .max_by(|a, b| a.1.total_cmp(&b.1));
+        match kafka {
+            Some((system, rate)) => writeln!(
+                out,
+                "| consume ≥ 1,000,000 events/s of 250 B over Kafka | {} (best Kafka configuration) | {} ev/s | {} |",
+                system.key,
+                group_thousands(rate.round() as u64),
+                verdict(rate >= 1_000_000.0)
+            )?,
+            None => writeln!(out, "| consume ≥ 1,000,000 events/s over Kafka | weft-kafka | not measured | n/a |")?,
+        }
+        let rate = self.config["latency_rate"].as_u64().unwrap_or(0);
+        let mut any_latency = false;
+        for system in self.systems.iter().filter(|system| {
+            !system.runs.is_empty()
+                && system
+                    .weft
+                    .as_ref()
+                    .is_some_and(|options| options.transport == WeftTransport::Http && options.fsync.starts_with("interval:"))
+        }) {
+            if let Some(p99_us) = median(system, "latency_p99_us") {
+                any_latency = true;
+                writeln!(
+                    out,
+                    "| p99 publish-to-ack < 1 ms at {} events/s with fsync interval | {} | p99 {:.2} ms | {} |",
+                    group_thousands(rate),
+                    system.key,
+                    p99_us / 1000.0,
+                    verdict(p99_us < 1000.0)
+                )?;
+            }
+        }
+        if !any_latency {
+            writeln!(out, "| p99 publish-to-ack < 1 ms with fsync interval | weft-http-fsync-interval* | not measured | n/a |")?;
         }
         writeln!(out)
     }

@@ -166,6 +166,20 @@ pub(crate) fn own_cpu_seconds() -> f64 {
     ticks as f64 / clock_ticks_per_second() as f64
 }
 
+/// CPU seconds (user + system) of this process's children that have exited and been reaped: the cost of client
+/// processes such as kcat. Servers count here only once reaped at their stop, after every phase was measured.
+pub(crate) fn reaped_children_cpu_seconds() -> f64 {
+    let ticks = std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|stat| {
+            let fields = stat_fields(&stat)?;
+            let field = |idx: usize| fields.get(idx).and_then(|value| value.parse::<u64>().ok());
+            Some(field(13)? + field(14)?)
+        })
+        .unwrap_or(0);
+    ticks as f64 / clock_ticks_per_second() as f64
+}
+
 fn clock_ticks_per_second() -> u64 {
     static TICKS: AtomicU64 = AtomicU64::new(0);
     let cached = TICKS.load(Ordering::Relaxed);

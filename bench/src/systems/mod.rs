@@ -2,7 +2,7 @@
 //!
 //! Every system has one module with the same shape:
 //! `start` (a constructor that launches the server on loopback with data under a temp dir and waits until it answers),
-//! `create_stream`, `open_lane` (one producer connection), `Lane::send_batch` (send events, return once all are acknowledged),
+//! `create_stream`, `open_lane` (one producer connection, or `produce_with_own_client` for a client that runs as separate processes), `Lane::send_batch` (send events, return once all are acknowledged),
 //! `consume_all` (read every event of a stream back), and `stop`.
 //! Producing and the open-loop latency test are written once, in `driver.rs`, on top of `Lane`,
 //! so every system is loaded by exactly the same code and differs only in how it puts a batch on the wire.
@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 
+use crate::kcat::OwnClientProduce;
 use crate::workload::Event;
 
 /// How long a server may take to become ready after it was launched.
@@ -56,6 +57,22 @@ pub(crate) trait System: Sized {
     async fn create_stream(&mut self, stream: &StreamSpec) -> Result<()>;
 
     async fn open_lane(&self, stream: &StreamSpec, lane_idx: usize) -> Result<Self::Lane>;
+
+    /// Produces every event with the system's own client processes instead of `Lane`s (Weft over Kafka with kcat).
+    /// `None` means the system is driven through lanes.
+    async fn produce_with_own_client(
+        &self,
+        _stream: &StreamSpec,
+        _events: &[Event],
+        _n_producers: usize,
+    ) -> Option<Result<OwnClientProduce>> {
+        None
+    }
+
+    /// Whether the open-loop latency phase runs; it needs lanes, which a system with its own client does not have.
+    fn measures_latency(&self) -> bool {
+        true
+    }
 
     /// Reads every event of `stream` back with up to `n_consumers` concurrent connections.
     async fn consume_all(&self, stream: &StreamSpec, n_events_expected: u64, n_consumers: usize) -> Result<ConsumeOutcome>;

@@ -1,50 +1,85 @@
-//! Weft over its HTTP API: NDJSON batches in, JSON pages out.
+//! Weft, over its HTTP API (NDJSON batches in, JSON pages out) or over its Kafka listener (kcat, that is librdkafka).
 //!
-//! `weft serve --data-dir DIR --listen 127.0.0.1:PORT`, ready when `GET /healthz` answers 200, stopped with SIGTERM.
-//! A stream is created with its fsync policy (`always`, `interval:<ms>`, `never`); a `POST .../events` response
-//! arrives only once its events are durable under that policy.
+//! `weft serve --data-dir DIR --listen 127.0.0.1:PORT --kafka-listen 127.0.0.1:PORT2 [--auth off]`,
+//! ready when `GET /healthz` answers 200, stopped with SIGTERM.
+//! With authentication on (Weft's default) the server writes `<data-dir>/admin.token` on first start;
+//! every `/api/...` request then carries `Authorization: Bearer <token>`, and kcat signs in with SASL/PLAIN
+//! (`admin`, the token).
 //!
-//! Extension point for the Kafka listener (`--kafka-listen 127.0.0.1:9092`): add a second `Lane` type here that
-//! speaks Kafka Produce, pass `--kafka-listen` in `start`, and add a `WeftTransport::Kafka` arm in `main.rs`;
-//! `create_stream` and `consume_all` can stay on HTTP so the two transports are compared on equal footing.
+//! Streams are created over HTTP for both transports: with contracts off by `POST /api/v1/streams`, with contracts on by
+//! `POST /api/v1/apply` of the ODCS contract in [`order_contract_yaml`], which makes every produced event be validated
+//! before it is appended, over HTTP and over Kafka (invalid ones go to `<stream>.dlq`; the benchmark's events are all
+//! valid, an HTTP run fails if any is rejected, and a Kafka run fails if the consumed count is short).
+//! A `POST .../events` response, and a Kafka Produce response (acks=all), arrives only once its events are durable
+//! under the stream's fsync policy.
+//!
+//! The Kafka transport has no `Lane`: kcat runs as separate processes (`kcat.rs`), so produce and consume are done
+//! through `System::produce_with_own_client` and `consume_all`, and the open-loop latency phase is not run.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context as _, Result, bail};
-use serde::Deserialize;
 use serde::de::IgnoredAny;
+use serde::{Deserialize, Serialize};
 
 use crate::http1::HttpConnection;
+use crate::kcat::{KafkaEndpoint, OwnClientProduce};
 use crate::server_process::{ServerProcess, free_loopback_port};
 use crate::systems::{CONSUME_BATCH_EVENTS_MAX, ConsumeOutcome, Lane, START_TIMEOUT, StreamSpec, System};
 use crate::workload::Event;
 
+/// How the benchmark talks to Weft.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum WeftTransport {
+    /// The HTTP API with this crate's own HTTP/1.1 client.
+    Http,
+    /// The Kafka listener with kcat (librdkafka) processes.
+    Kafka,
+}
+
 /// How Weft is configured for one benchmark configuration.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize)]
 pub(crate) struct WeftOptions {
+    pub transport: WeftTransport,
     /// The stream's fsync policy as the API spells it: `always`, `interval:<ms>` or `never`.
     pub fsync: String,
-    /// Whether a data contract is attached to the stream; not supported by the server yet, so only `false` runs.
+    /// Whether the streams are created from a data contract, so that every event produced over HTTP is validated.
     pub contracts: bool,
+    /// Whether the server runs with authentication and authorization on (`weft serve --auth on`, the default).
+    pub auth: bool,
 }
 
 pub(crate) struct WeftSystem {
     process: ServerProcess,
     port: u16,
+    kafka_port: u16,
     options: WeftOptions,
+    /// The admin token when authentication is on.
+    token: Option<String>,
     control: HttpConnection,
+    /// The run's temp dir, where kcat's input and config files go.
+    run_dir: PathBuf,
 }
 
 impl WeftSystem {
-    pub(crate) async fn start(binary: &Path, data_dir: &Path, options: WeftOptions) -> Result<WeftSystem> {
-        if options.contracts {
-            bail!("contracts on is not supported by this driver yet: the contract API is not defined");
-        }
+    pub(crate) async fn start(binary: &Path, run_dir: &Path, options: WeftOptions) -> Result<WeftSystem> {
         let port = free_loopback_port()?;
+        let kafka_port = free_loopback_port()?;
+        let data_dir = run_dir.join("weft");
         let mut command = Command::new(binary);
-        command.arg("serve").arg("--data-dir").arg(data_dir.join("weft")).arg("--listen").arg(format!("127.0.0.1:{port}"));
-        let mut process = ServerProcess::spawn("weft", command, &data_dir.join("weft.log"))?;
+        command
+            .arg("serve")
+            .arg("--data-dir")
+            .arg(&data_dir)
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("--kafka-listen")
+            .arg(format!("127.0.0.1:{kafka_port}"))
+            .arg("--auth")
+            .arg(if options.auth { "on" } else { "off" });
+        let mut process = ServerProcess::spawn("weft", command, &run_dir.join("weft.log"))?;
         let deadline = tokio::time::Instant::now() + START_TIMEOUT;
         let control = loop {
             process.check_running()?;
@@ -59,12 +94,136 @@ impl WeftSystem {
             }
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         };
-        Ok(WeftSystem { process, port, options, control })
+        // The server writes its admin token before it listens, so it is there once /healthz answers.
+        let token = if options.auth {
+            let path = data_dir.join("admin.token");
+            let token = std::fs::read_to_string(&path)
+                .with_context(|| format!("read {} (weft writes it on first start with auth on)", path.display()))?;
+            let token = token.trim().to_string();
+            if token.is_empty() {
+                bail!("{} is empty", path.display());
+            }
+            Some(token)
+        } else {
+            None
+        };
+        let control = control.with_bearer_token(token.as_deref());
+        Ok(WeftSystem { process, port, kafka_port, options, token, control, run_dir: run_dir.to_path_buf() })
+    }
+
+    async fn connect(&self) -> Result<HttpConnection> {
+        Ok(HttpConnection::connect(self.port).await?.with_bearer_token(self.token.as_deref()))
+    }
+
+    fn kafka_endpoint(&self) -> KafkaEndpoint {
+        KafkaEndpoint {
+            port: self.kafka_port,
+            sasl_plain: self.token.as_ref().map(|token| ("admin".to_string(), token.clone())),
+            work_dir: self.run_dir.clone(),
+        }
     }
 }
 
 fn events_path(stream: &StreamSpec) -> String {
     format!("/api/v1/streams/{}/events", stream.name)
+}
+
+/// The ODCS v3.1.0 contract the benchmark applies with `--weft-contracts on`: every field of the order events
+/// (`workload.rs`) is declared with its type, the enumerations as `invalidValues` rules, bounds on numbers and a
+/// pattern on the SKU, so validation does about the work a real contract for such events would.
+pub(crate) fn order_contract_yaml(stream: &StreamSpec, fsync: &str) -> String {
+    format!(
+        r#"apiVersion: v3.1.0
+kind: DataContract
+id: urn:weft-bench:{name}
+name: BenchOrders
+version: 1.0.0
+status: active
+schema:
+  - name: Order
+    physicalType: topic
+    physicalName: {name}
+    customProperties:
+      - property: weft.partitions
+        value: {partitions}
+      - property: weft.key
+        value: /customer_id
+      - property: weft.fsync
+        value: "{fsync}"
+    properties:
+      - name: order_id
+        logicalType: string
+        required: true
+        logicalTypeOptions:
+          pattern: '^ord-[0-9a-f]{{4}}-[0-9]{{9}}$'
+      - name: customer_id
+        logicalType: string
+        required: true
+        logicalTypeOptions:
+          minLength: 1
+          maxLength: 64
+      - name: amount
+        logicalType: number
+        required: true
+        logicalTypeOptions:
+          minimum: 0
+          maximum: 1000000
+      - name: currency
+        logicalType: string
+        required: true
+        quality:
+          - metric: invalidValues
+            arguments:
+              validValues: [EUR, USD, GBP, CHF]
+            mustBe: 0
+      - name: items
+        logicalType: integer
+        required: true
+        logicalTypeOptions:
+          minimum: 1
+          maximum: 1000
+      - name: timestamp
+        logicalType: timestamp
+        required: true
+      - name: status
+        logicalType: string
+        required: true
+        quality:
+          - metric: invalidValues
+            arguments:
+              validValues: [created, paid, shipped, cancelled]
+            mustBe: 0
+      - name: channel
+        logicalType: string
+        required: true
+      - name: shipping_country
+        logicalType: string
+        required: true
+        logicalTypeOptions:
+          pattern: '^[A-Z]{{2}}$'
+      - name: sku
+        logicalType: string
+        required: true
+        logicalTypeOptions:
+          pattern: '^SKU-[0-9]{{6}}$'
+      - name: note
+        logicalType: string
+        logicalTypeOptions:
+          maxLength: 1000
+"#,
+        name = stream.name,
+        partitions = stream.n_partitions,
+    )
+}
+
+/// The bench contract compiled with Weft's own contract library, for the in-process validation probe and tests.
+pub(crate) fn compile_order_contract(stream: &StreamSpec, fsync: &str) -> Result<weft_contract::CompiledContract> {
+    let yaml = order_contract_yaml(stream, fsync);
+    let documents = weft_contract::parse_documents(&yaml, "bench contract").map_err(|error| anyhow::anyhow!("{error}"))?;
+    let Some(weft_contract::Document::Contract(contract)) = documents.into_iter().next() else {
+        bail!("the bench contract is not a data contract");
+    };
+    weft_contract::CompiledContract::compile(&contract, "Order").map_err(|error| anyhow::anyhow!("{error}"))
 }
 
 impl System for WeftSystem {
@@ -75,13 +234,18 @@ impl System for WeftSystem {
     }
 
     async fn create_stream(&mut self, stream: &StreamSpec) -> Result<()> {
-        let body = serde_json::json!({
-            "name": stream.name,
-            "partitions": stream.n_partitions,
-            "key": "/customer_id",
-            "fsync": self.options.fsync,
-        });
-        let response = self.control.post("/api/v1/streams", "application/json", body.to_string().as_bytes()).await?;
+        let response = if self.options.contracts {
+            let contract = order_contract_yaml(stream, &self.options.fsync);
+            self.control.post("/api/v1/apply", "application/yaml", contract.as_bytes()).await?
+        } else {
+            let body = serde_json::json!({
+                "name": stream.name,
+                "partitions": stream.n_partitions,
+                "key": "/customer_id",
+                "fsync": self.options.fsync,
+            });
+            self.control.post("/api/v1/streams", "application/json", body.to_string().as_bytes()).await?
+        };
         if !(200..300).contains(&response.status) {
             bail!("create stream {} answered {}: {}", stream.name, response.status, String::from_utf8_lossy(&response.body));
         }
@@ -89,17 +253,30 @@ impl System for WeftSystem {
     }
 
     async fn open_lane(&self, stream: &StreamSpec, _lane_idx: usize) -> Result<WeftLane> {
-        Ok(WeftLane {
-            connection: HttpConnection::connect(self.port).await?,
-            path: events_path(stream),
-            body: Vec::with_capacity(512 * 1024),
-        })
+        if self.options.transport == WeftTransport::Kafka {
+            bail!("Weft over Kafka has no lanes: kcat produces (produce_with_own_client)");
+        }
+        Ok(WeftLane { connection: self.connect().await?, path: events_path(stream), body: Vec::with_capacity(512 * 1024) })
+    }
+
+    fn measures_latency(&self) -> bool {
+        self.options.transport == WeftTransport::Http
+    }
+
+    async fn produce_with_own_client(&self, stream: &StreamSpec, events: &[Event], n_producers: usize) -> Option<Result<OwnClientProduce>> {
+        match self.options.transport {
+            WeftTransport::Http => None,
+            WeftTransport::Kafka => Some(crate::kcat::produce(&self.kafka_endpoint(), &stream.name, events, n_producers).await),
+        }
     }
 
     async fn consume_all(&self, stream: &StreamSpec, n_events_expected: u64, n_consumers: usize) -> Result<ConsumeOutcome> {
+        if self.options.transport == WeftTransport::Kafka {
+            return crate::kcat::consume(&self.kafka_endpoint(), &stream.name, stream.n_partitions, n_events_expected).await;
+        }
         let next_partition = std::sync::atomic::AtomicU32::new(0);
         let consumers = (0..n_consumers.max(1)).map(|_| async {
-            let mut connection = HttpConnection::connect(self.port).await?;
+            let mut connection = self.connect().await?;
             let mut outcome = ConsumeOutcome::default();
             loop {
                 let partition = next_partition.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -176,8 +353,40 @@ impl Lane for WeftLane {
         }
         let outcome: ProduceResponse = serde_json::from_slice(&response.body).context("parse the produce response")?;
         if outcome.accepted != events.len() as u64 || outcome.rejected != 0 {
-            bail!("sent {} events, weft accepted {} and rejected {}", events.len(), outcome.accepted, outcome.rejected);
+            bail!(
+                "sent {} events, weft accepted {} and rejected {}: {}",
+                events.len(),
+                outcome.accepted,
+                outcome.rejected,
+                String::from_utf8_lossy(&response.body[..response.body.len().min(2_000)])
+            );
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::workload::Workload;
+
+    /// Proves the contract the benchmark applies accepts every generated event: it parses and compiles with Weft's own
+    /// contract library and finds no violation, so a run with contracts on measures validation, not dead letters.
+    #[test]
+    fn the_bench_contract_accepts_every_generated_event() {
+        let stream = StreamSpec { name: "bench.orders.v1".to_string(), n_partitions: 8 };
+        let yaml = order_contract_yaml(&stream, "interval:5");
+        assert!(yaml.contains("physicalName: bench.orders.v1"));
+        assert!(yaml.contains("value: \"interval:5\""));
+        assert!(yaml.contains("'^SKU-[0-9]{6}$'"));
+        let contract = compile_order_contract(&stream, "interval:5").expect("the bench contract compiles");
+        let workload = Workload::generate(2_000, 3, 8);
+        for event in &workload.events {
+            if let Err(violations) = contract.validate_bytes(event.payload.as_bytes()) {
+                panic!("event {} violates the bench contract: {violations:?}", event.payload);
+            }
+        }
+        let broken = workload.events[0].payload.replace("\"currency\":\"", "\"currency\":\"X");
+        assert!(contract.validate_bytes(broken.as_bytes()).is_err(), "a wrong currency must be refused");
     }
 }
