@@ -8,6 +8,7 @@ mod catalog;
 mod cli;
 mod contracts;
 mod crash;
+mod disk_full;
 mod governance;
 mod groups;
 mod keep_alive;

@@ -138,6 +138,8 @@ pub struct Server {
     token: TokenSlot,
     /// Arguments added to every `weft serve` of this server (e.g. `--demo`).
     serve_args: Vec<String>,
+    /// The data directory is a tmpfs mounted for this server (unmounted on drop).
+    tmpfs: bool,
 }
 
 impl Server {
@@ -148,11 +150,34 @@ impl Server {
 
     /// Like `start`, with extra `weft serve` arguments.
     pub fn start_with_args(serve_args: &[&str]) -> Self {
+        Self::start_in(serve_args, None)
+    }
+
+    /// Starts a server whose data directory is a tmpfs of `size_bytes`, so the disk fills up.
+    /// Mounting needs root; `None` when the tests do not run as root.
+    pub fn start_on_small_disk(size_bytes: u64) -> Option<Self> {
+        let is_root = Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.trim_ascii() == b"0");
+        if !is_root {
+            return None;
+        }
+        Some(Self::start_in(&[], Some(size_bytes)))
+    }
+
+    fn start_in(serve_args: &[&str], tmpfs_bytes: Option<u64>) -> Self {
         let root = tempfile::Builder::new().prefix("weft-it-").tempdir().expect("creating a temporary directory");
         std::fs::create_dir(root.path().join("data")).expect("creating the data directory");
+        if let Some(size_bytes) = tmpfs_bytes {
+            let status = Command::new("mount")
+                .args(["-t", "tmpfs", "-o", &format!("size={size_bytes}"), "tmpfs"])
+                .arg(root.path().join("data"))
+                .status()
+                .expect("running mount");
+            assert!(status.success(), "mounting a tmpfs as root failed");
+        }
         let token = TokenSlot::default();
         let serve_args = serve_args.iter().map(|a| a.to_string()).collect();
-        let mut server = Self { root, child: None, base_url: String::new(), agent: agent(&token), token, serve_args };
+        let mut server =
+            Self { root, child: None, base_url: String::new(), agent: agent(&token), token, serve_args, tmpfs: tmpfs_bytes.is_some() };
         server.start_again();
         server
     }
@@ -406,6 +431,9 @@ impl Drop for Server {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
+        }
+        if self.tmpfs {
+            let _ = Command::new("umount").arg(self.data_dir()).status();
         }
         if std::thread::panicking() {
             let log = self.log();
