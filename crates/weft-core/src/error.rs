@@ -101,6 +101,7 @@ pub mod codes {
     pub const GROUP_PARTITION_NOT_OWNED: &str = "group.partition_not_owned";
     pub const GROUP_NOT_FOUND: &str = "group.not_found";
     pub const GROUP_LIMIT_REACHED: &str = "group.limit_reached";
+    pub const GROUP_MEMBER_IN_USE: &str = "group.member_in_use";
     pub const APPLY_REFUSED: &str = "apply.refused";
     pub const CONTRACT_INCOMPATIBLE: &str = "contract.incompatible";
     pub const CONTRACT_VERSION_IMMUTABLE: &str = "contract.version_immutable";

@@ -1,13 +1,36 @@
 //! Consumer groups: members share a stream's partitions and commit their progress.
 //!
-//! Members join by polling. Partitions of each stream are spread round robin over the
-//! members subscribed to it, sorted by member id, and re-spread whenever a member joins,
-//! leaves or misses its session timeout. A partition that changes owner restarts from the
-//! group's committed offset, so delivery is at least once. Commits are accepted only from
-//! the member that owns the partition now (Kafka's rule), so a member that lost a
-//! partition in a rebalance cannot move the group backwards or forwards behind the new
-//! owner's back. Committed offsets live in the metadata store; everything else (members,
-//! assignment, fetch positions) is in memory and rebuilt as members poll again.
+//! A group has two kinds of members, and they are one membership: HTTP members join by
+//! polling (`poll`), Kafka members are registered by the Kafka listener's coordinator when a
+//! JoinGroup round completes (`set_kafka_members`). Partitions of each stream are spread round
+//! robin over the members subscribed to it, whatever their kind, sorted by member id, and
+//! re-spread (a new generation) whenever a member joins, leaves, changes its subscription or
+//! misses its session timeout. The Kafka listener answers each Kafka member's SyncGroup with
+//! the share computed here, not with the group leader's proposal, and asks its members to
+//! rejoin when the generation moves past the one they synced; HTTP members simply see their
+//! new share on their next poll.
+//!
+//! A partition that changes owner restarts from the group's committed offset, so delivery is
+//! at least once: until a Kafka member has rejoined, it may still read a partition this
+//! coordinator already gave an HTTP member. Commits are accepted only from the member that
+//! owns the partition now (Kafka's rule), so a member that lost a partition in a rebalance
+//! cannot move the group backwards or forwards behind the new owner's back.
+//!
+//! Liveness: HTTP members expire here after their session timeout (checked whenever the
+//! group is touched, including by Kafka heartbeats); Kafka members never expire here, the
+//! Kafka coordinator owns their liveness and removes them (`remove_kafka_member`,
+//! `set_kafka_members`). An HTTP member cannot take a Kafka member's id, and HTTP `leave`
+//! removes only HTTP members.
+//!
+//! Committed offsets live in the metadata store; everything else (members, assignment, fetch
+//! positions) is in memory and rebuilt as members poll or rejoin.
+//!
+//! Limits: `GROUP_MEMBERS_MAX` members per group, checked against both kinds when a member
+//! joins (a race between the two edges can overshoot it by the Kafka members joining at that
+//! moment, themselves at most the Kafka listener's own per-group limit); `GROUPS_MAX` groups
+//! created by HTTP polls (Kafka-created groups are bounded by the listener's own group limit);
+//! groups without members are dropped when the limit is reached; session timeouts
+//! `SESSION_TIMEOUT_MS_MIN` to `SESSION_TIMEOUT_MS_MAX`.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -41,9 +64,43 @@ pub struct Assignment {
     pub positions: Vec<(u32, u64)>,
 }
 
+/// How a member joined: by polling over HTTP or through the Kafka group protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemberKind {
+    Http,
+    Kafka,
+}
+
+impl MemberKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Http => "http",
+            Self::Kafka => "kafka",
+        }
+    }
+}
+
+/// A Kafka member as the Kafka listener registers it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KafkaMember {
+    pub member: String,
+    /// The existing streams it subscribed to, with their partition counts.
+    pub streams: Vec<(String, u32)>,
+    pub session_timeout_ms: i64,
+}
+
+/// Every member's share of the group at one generation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupAssignment {
+    pub generation: u64,
+    /// Member id to (stream, owned partitions), for every stream it subscribed to.
+    pub members: BTreeMap<String, Vec<(String, Vec<u32>)>>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MemberDescription {
     pub member: String,
+    pub kind: MemberKind,
     pub partitions: Vec<u32>,
     pub last_seen_ms: i64,
     pub session_timeout_ms: i64,
@@ -68,6 +125,7 @@ pub struct GroupDescription {
 }
 
 struct Member {
+    kind: MemberKind,
     streams: BTreeSet<String>,
     last_seen_ms: i64,
     session_timeout_ms: i64,
@@ -85,10 +143,19 @@ struct Group {
 }
 
 impl Group {
+    /// Removes HTTP members silent for longer than their session timeout. Kafka members are
+    /// the Kafka coordinator's to expire.
     fn expire(&mut self, now_ms: i64) -> bool {
         let before = self.members.len();
-        self.members.retain(|_, member| now_ms - member.last_seen_ms <= member.session_timeout_ms);
+        self.members.retain(|_, member| member.is_live(now_ms));
         before != self.members.len()
+    }
+
+    /// Expires silent HTTP members and, if any left, rebalances.
+    fn expire_and_rebalance(&mut self, now_ms: i64) {
+        if self.expire(now_ms) {
+            self.rebalance();
+        }
     }
 
     fn rebalance(&mut self) {
@@ -110,6 +177,12 @@ impl Group {
 
     fn owned(&self, stream: &str, member: &str, n_partitions: u32) -> Vec<u32> {
         (0..n_partitions).filter(|&p| self.owners.get(&(stream.to_string(), p)).is_some_and(|owner| owner == member)).collect()
+    }
+}
+
+impl Member {
+    fn is_live(&self, now_ms: i64) -> bool {
+        self.kind == MemberKind::Kafka || now_ms - self.last_seen_ms <= self.session_timeout_ms
     }
 }
 
@@ -159,6 +232,9 @@ impl GroupCoordinator {
         let now_ms = self.clock.now_ms();
         let mut groups = self.lock();
         if !groups.contains_key(group_name) && groups.len() >= GROUPS_MAX {
+            drop_groups_without_members(&mut groups, now_ms);
+        }
+        if !groups.contains_key(group_name) && groups.len() >= GROUPS_MAX {
             return Err(Error::new(
                 Kind::Conflict,
                 codes::GROUP_LIMIT_REACHED,
@@ -169,6 +245,14 @@ impl GroupCoordinator {
         let mut changed = group.expire(now_ms);
         group.stream_partitions.insert(stream.name().to_string(), stream.n_partitions());
         match group.members.get_mut(member_id) {
+            Some(member) if member.kind == MemberKind::Kafka => {
+                return Err(Error::new(
+                    Kind::Conflict,
+                    codes::GROUP_MEMBER_IN_USE,
+                    format!("member {member_id} of group {group_name} is a Kafka consumer; choose another member name"),
+                )
+                .with_path("/member"));
+            }
             Some(member) => {
                 member.last_seen_ms = now_ms;
                 member.session_timeout_ms = session_timeout_ms;
@@ -183,7 +267,8 @@ impl GroupCoordinator {
                     ));
                 }
                 let streams = BTreeSet::from([stream.name().to_string()]);
-                group.members.insert(member_id.to_string(), Member { streams, last_seen_ms: now_ms, session_timeout_ms });
+                let member = Member { kind: MemberKind::Http, streams, last_seen_ms: now_ms, session_timeout_ms };
+                group.members.insert(member_id.to_string(), member);
                 changed = true;
             }
         }
@@ -233,9 +318,7 @@ impl GroupCoordinator {
             let Some(group) = group else {
                 return Err(not_owned(group_name, member_id, offsets.first().map_or(0, |o| o.0)));
             };
-            if group.expire(now_ms) {
-                group.rebalance();
-            }
+            group.expire_and_rebalance(now_ms);
             for &(partition, offset) in offsets {
                 let stats = stream.partition(partition)?.stats();
                 let key = (stream.name().to_string(), partition);
@@ -258,15 +341,144 @@ impl GroupCoordinator {
         self.meta.commit_offsets(group_name, stream.name(), offsets)
     }
 
-    /// Removes a member at once, so its partitions move without waiting for the timeout.
+    /// Removes an HTTP member at once, so its partitions move without waiting for the
+    /// timeout. Kafka members leave through the Kafka protocol, so they are not removed here.
     pub fn leave(&self, group_name: &str, member_id: &str) -> bool {
         let mut groups = self.lock();
         let Some(group) = groups.get_mut(group_name) else { return false };
-        let removed = group.members.remove(member_id).is_some();
-        if removed {
-            group.rebalance();
+        if !group.members.get(member_id).is_some_and(|m| m.kind == MemberKind::Http) {
+            return false;
         }
-        removed
+        group.members.remove(member_id);
+        group.rebalance();
+        true
+    }
+
+    /// Makes `members` the group's Kafka members: adds new ones, updates subscriptions and
+    /// session timeouts, and removes Kafka members not listed. Rebalances only if membership
+    /// or subscriptions changed. Returns the group's generation (0 for a group that does not
+    /// exist and gets no members). An id held by an HTTP member is not taken over (the Kafka
+    /// coordinator never hands out such ids, see `is_member`); that member gets no share.
+    pub fn set_kafka_members(&self, group_name: &str, members: &[KafkaMember]) -> u64 {
+        let now_ms = self.clock.now_ms();
+        let mut groups = self.lock();
+        if members.is_empty() && !groups.contains_key(group_name) {
+            return 0;
+        }
+        let group = groups.entry(group_name.to_string()).or_default();
+        let mut changed = group.expire(now_ms);
+        let listed: BTreeSet<&str> = members.iter().map(|m| m.member.as_str()).collect();
+        group.members.retain(|id, member| {
+            let keep = member.kind == MemberKind::Http || listed.contains(id.as_str());
+            changed |= !keep;
+            keep
+        });
+        for kafka_member in members {
+            for (stream, n_partitions) in &kafka_member.streams {
+                changed |= group.stream_partitions.insert(stream.clone(), *n_partitions) != Some(*n_partitions);
+            }
+            let streams: BTreeSet<String> = kafka_member.streams.iter().map(|(stream, _)| stream.clone()).collect();
+            let session_timeout_ms = kafka_member.session_timeout_ms;
+            match group.members.get_mut(&kafka_member.member) {
+                Some(member) if member.kind == MemberKind::Http => {
+                    tracing::warn!(group = group_name, member = %kafka_member.member, "kafka member id held by an http member");
+                }
+                Some(member) => {
+                    changed |= member.streams != streams;
+                    member.streams = streams;
+                    member.last_seen_ms = now_ms;
+                    member.session_timeout_ms = session_timeout_ms;
+                }
+                None => {
+                    let member = Member { kind: MemberKind::Kafka, streams, last_seen_ms: now_ms, session_timeout_ms };
+                    group.members.insert(kafka_member.member.clone(), member);
+                    changed = true;
+                }
+            }
+        }
+        if changed {
+            group.rebalance();
+            tracing::info!(group = group_name, generation = group.generation, n_members = group.members.len(), "group rebalanced");
+        }
+        let generation = group.generation;
+        if group.members.is_empty() {
+            groups.remove(group_name);
+        }
+        generation
+    }
+
+    /// Removes a Kafka member at once (it left or its session expired in the Kafka
+    /// coordinator), so its partitions move to the other members.
+    pub fn remove_kafka_member(&self, group_name: &str, member_id: &str) {
+        let mut groups = self.lock();
+        let Some(group) = groups.get_mut(group_name) else { return };
+        if group.members.get(member_id).is_some_and(|m| m.kind == MemberKind::Kafka) {
+            group.members.remove(member_id);
+            group.rebalance();
+            tracing::info!(group = group_name, generation = group.generation, n_members = group.members.len(), "group rebalanced");
+        }
+    }
+
+    /// Every member's share now (after expiring silent HTTP members), with the generation it
+    /// belongs to.
+    pub fn assignment(&self, group_name: &str) -> GroupAssignment {
+        let now_ms = self.clock.now_ms();
+        let mut groups = self.lock();
+        let Some(group) = groups.get_mut(group_name) else {
+            return GroupAssignment { generation: 0, members: BTreeMap::new() };
+        };
+        group.expire_and_rebalance(now_ms);
+        let members = group
+            .members
+            .iter()
+            .map(|(id, member)| {
+                let shares = member
+                    .streams
+                    .iter()
+                    .map(|stream| {
+                        let n_partitions = group.stream_partitions.get(stream).copied().unwrap_or(0);
+                        (stream.clone(), group.owned(stream, id, n_partitions))
+                    })
+                    .collect();
+                (id.clone(), shares)
+            })
+            .collect();
+        GroupAssignment { generation: group.generation, members }
+    }
+
+    /// A Kafka member's heartbeat: keeps its `last_seen` current, expires silent HTTP members,
+    /// and returns the group's generation (`None` if the group does not exist), which the Kafka
+    /// coordinator compares with the generation its members synced.
+    pub fn kafka_heartbeat(&self, group_name: &str, member_id: &str) -> Option<u64> {
+        let now_ms = self.clock.now_ms();
+        let mut groups = self.lock();
+        let group = groups.get_mut(group_name)?;
+        group.expire_and_rebalance(now_ms);
+        if let Some(member) = group.members.get_mut(member_id).filter(|m| m.kind == MemberKind::Kafka) {
+            member.last_seen_ms = now_ms;
+        }
+        Some(group.generation)
+    }
+
+    /// Whether `member_id` is a live member of the group, of either kind.
+    pub fn is_member(&self, group_name: &str, member_id: &str) -> bool {
+        let now_ms = self.clock.now_ms();
+        self.lock().get(group_name).and_then(|g| g.members.get(member_id)).is_some_and(|m| m.is_live(now_ms))
+    }
+
+    /// Live HTTP members of the group (Kafka members are counted by the Kafka coordinator).
+    pub fn http_member_count(&self, group_name: &str) -> usize {
+        let now_ms = self.clock.now_ms();
+        self.lock().get(group_name).map_or(0, |g| g.members.values().filter(|m| m.kind == MemberKind::Http && m.is_live(now_ms)).count())
+    }
+
+    /// Whether `member_id` owns `partition` of `stream` now: the check behind Kafka commits.
+    pub fn owns(&self, group_name: &str, stream: &str, partition: u32, member_id: &str) -> bool {
+        let now_ms = self.clock.now_ms();
+        let mut groups = self.lock();
+        let Some(group) = groups.get_mut(group_name) else { return false };
+        group.expire_and_rebalance(now_ms);
+        group.owners.get(&(stream.to_string(), partition)).is_some_and(|owner| owner == member_id)
     }
 
     /// Every (group, stream) with a live member subscribed to it now. Groups that only commit
@@ -276,7 +488,7 @@ impl GroupCoordinator {
         let groups = self.lock();
         let mut subscriptions: BTreeSet<(String, String)> = BTreeSet::new();
         for (group_name, group) in groups.iter() {
-            for member in group.members.values().filter(|m| now_ms - m.last_seen_ms <= m.session_timeout_ms) {
+            for member in group.members.values().filter(|m| m.is_live(now_ms)) {
                 subscriptions.extend(member.streams.iter().map(|stream| (group_name.clone(), stream.clone())));
             }
         }
@@ -299,15 +511,14 @@ impl GroupCoordinator {
             }
             return Ok(describe_partitions(group_name, stream, 0, Vec::new(), &HashMap::new(), &committed));
         };
-        if group.expire(now_ms) {
-            group.rebalance();
-        }
+        group.expire_and_rebalance(now_ms);
         let members = group
             .members
             .iter()
             .filter(|(_, m)| m.streams.contains(stream.name()))
             .map(|(id, m)| MemberDescription {
                 member: id.clone(),
+                kind: m.kind,
                 partitions: group.owned(stream.name(), id, stream.n_partitions()),
                 last_seen_ms: m.last_seen_ms,
                 session_timeout_ms: m.session_timeout_ms,
@@ -345,6 +556,15 @@ fn describe_partitions(
     GroupDescription { group: group.to_string(), stream: stream.name().to_string(), generation, members, partitions }
 }
 
+/// Drops groups left without members once their silent HTTP members expire; called only
+/// when the group limit is reached, so it is not a scan per poll.
+fn drop_groups_without_members(groups: &mut HashMap<String, Group>, now_ms: i64) {
+    for group in groups.values_mut() {
+        group.expire_and_rebalance(now_ms);
+    }
+    groups.retain(|_, group| !group.members.is_empty());
+}
+
 fn not_owned(group: &str, member: &str, partition: u32) -> Error {
     Error::new(
         Kind::Conflict,
@@ -352,4 +572,132 @@ fn not_owned(group: &str, member: &str, partition: u32) -> Error {
         format!("member {member} of group {group} does not own partition {partition}; poll again to get the current assignment"),
     )
     .with_path(format!("/offsets/{partition}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicI64, Ordering};
+
+    use super::*;
+    use crate::broker::Broker;
+    use crate::stream::StreamConfig;
+
+    struct ManualClock(AtomicI64);
+
+    impl Clock for ManualClock {
+        fn now_ms(&self) -> i64 {
+            self.0.load(Ordering::SeqCst)
+        }
+    }
+
+    fn broker_with_stream(n_partitions: u32) -> (tempfile::TempDir, Arc<ManualClock>, Arc<Broker>, Arc<Stream>) {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Arc::new(ManualClock(AtomicI64::new(1_000_000)));
+        let broker = Broker::open(dir.path(), clock.clone()).unwrap();
+        let stream = broker
+            .create_stream(StreamConfig {
+                name: "orders".into(),
+                partitions: n_partitions,
+                key: None,
+                retention_ms: None,
+                retention_bytes: None,
+                fsync: "never".into(),
+                segment_bytes: weft_log::SEGMENT_BYTES_DEFAULT,
+                created_at_ms: 0,
+            })
+            .unwrap();
+        (dir, clock, broker, stream)
+    }
+
+    fn kafka_member(id: &str, streams: &[(&str, u32)]) -> KafkaMember {
+        KafkaMember { member: id.into(), streams: streams.iter().map(|&(s, n)| (s.to_string(), n)).collect(), session_timeout_ms: 10_000 }
+    }
+
+    fn owned(assignment: &Assignment) -> Vec<u32> {
+        assignment.positions.iter().map(|&(p, _)| p).collect()
+    }
+
+    /// Proves one membership: an HTTP member and a Kafka member of one group split a stream's
+    /// partitions round robin by sorted member id, both see the same generation, describe lists
+    /// both with their kind, and only the owner may commit (a Kafka-owned partition refuses an
+    /// HTTP commit). Registering the same Kafka members again does not rebalance.
+    #[test]
+    fn http_and_kafka_members_share_partitions() {
+        let (_dir, _clock, broker, stream) = broker_with_stream(4);
+        let groups = broker.groups();
+        let alone = groups.poll("g", &stream, "a", 10_000, OffsetReset::Earliest).unwrap();
+        assert_eq!(owned(&alone), [0, 1, 2, 3]);
+
+        let generation = groups.set_kafka_members("g", &[kafka_member("k1", &[("orders", 4)])]);
+        assert_eq!(generation, alone.generation + 1, "a kafka member joining is a new generation");
+        let shared = groups.assignment("g");
+        assert_eq!(shared.generation, generation);
+        assert_eq!(shared.members["k1"], [("orders".to_string(), vec![1, 3])]);
+        let polled = groups.poll("g", &stream, "a", 10_000, OffsetReset::Earliest).unwrap();
+        assert_eq!((owned(&polled), polled.generation), (vec![0, 2], generation));
+
+        assert_eq!(groups.set_kafka_members("g", &[kafka_member("k1", &[("orders", 4)])]), generation, "no change, no rebalance");
+        let described = groups.describe("g", &stream).unwrap();
+        let members: Vec<(&str, MemberKind, &[u32])> =
+            described.members.iter().map(|m| (m.member.as_str(), m.kind, m.partitions.as_slice())).collect();
+        assert_eq!(members, [("a", MemberKind::Http, &[0, 2][..]), ("k1", MemberKind::Kafka, &[1, 3][..])]);
+
+        assert!(groups.owns("g", "orders", 1, "k1") && !groups.owns("g", "orders", 0, "k1"));
+        let refused = groups.commit("g", &stream, "a", &[(1, 0)]).unwrap_err();
+        assert_eq!(refused.code, codes::GROUP_PARTITION_NOT_OWNED);
+        groups.commit("g", &stream, "a", &[(0, 0)]).unwrap();
+    }
+
+    /// Proves the two kinds cannot take each other's place: an HTTP poll with a Kafka member's
+    /// id is refused with `group.member_in_use`, and HTTP leave does not remove a Kafka member.
+    #[test]
+    fn an_http_member_cannot_take_a_kafka_members_id() {
+        let (_dir, _clock, broker, stream) = broker_with_stream(2);
+        let groups = broker.groups();
+        groups.set_kafka_members("g", &[kafka_member("k1", &[("orders", 2)])]);
+        let refused = groups.poll("g", &stream, "k1", 10_000, OffsetReset::Earliest).unwrap_err();
+        assert_eq!((refused.code, refused.path.as_deref()), (codes::GROUP_MEMBER_IN_USE, Some("/member")));
+        assert!(!groups.leave("g", "k1"));
+        assert!(groups.is_member("g", "k1"));
+        assert_eq!(groups.http_member_count("g"), 0);
+    }
+
+    /// Proves the generation moves on every change the Kafka coordinator must see: an HTTP member
+    /// expiring (noticed by a Kafka heartbeat, which also keeps the Kafka member alive past its
+    /// own session timeout, since the Kafka coordinator owns Kafka liveness), an HTTP member
+    /// joining and leaving, a Kafka member leaving, a subscription changing; and that a group
+    /// left without members is forgotten.
+    #[test]
+    fn membership_changes_of_either_kind_bump_the_generation() {
+        let (_dir, clock, broker, stream) = broker_with_stream(4);
+        let groups = broker.groups();
+        let g1 = groups.set_kafka_members("g", &[kafka_member("k1", &[("orders", 4)])]);
+        assert_eq!(groups.kafka_heartbeat("g", "k1"), Some(g1));
+        let joined = groups.poll("g", &stream, "a", 1_000, OffsetReset::Earliest).unwrap();
+        assert!(joined.generation > g1, "an http member joining");
+        assert_eq!(groups.kafka_heartbeat("g", "k1"), Some(joined.generation), "heartbeats do not rebalance");
+
+        clock.0.fetch_add(1_500, Ordering::SeqCst);
+        let after_expiry = groups.kafka_heartbeat("g", "k1").unwrap();
+        assert!(after_expiry > joined.generation, "the silent http member expired");
+        assert_eq!(groups.assignment("g").members.keys().collect::<Vec<_>>(), ["k1"]);
+        assert_eq!(groups.assignment("g").members["k1"], [("orders".to_string(), vec![0, 1, 2, 3])]);
+
+        let rejoined = groups.poll("g", &stream, "a", 10_000, OffsetReset::Earliest).unwrap();
+        assert!(rejoined.generation > after_expiry);
+        assert!(groups.leave("g", "a"));
+        let after_leave = groups.kafka_heartbeat("g", "k1").unwrap();
+        assert!(after_leave > rejoined.generation, "an http member leaving");
+
+        let resubscribed = groups.set_kafka_members("g", &[kafka_member("k1", &[])]);
+        assert!(resubscribed > after_leave, "a subscription changing");
+        assert_eq!(groups.assignment("g").members["k1"], []);
+        groups.set_kafka_members("g", &[kafka_member("k1", &[("orders", 4)]), kafka_member("k2", &[("orders", 4)])]);
+        let before = groups.kafka_heartbeat("g", "k1").unwrap();
+        groups.remove_kafka_member("g", "k2");
+        assert!(groups.kafka_heartbeat("g", "k1").unwrap() > before, "a kafka member leaving");
+
+        groups.set_kafka_members("g", &[]);
+        assert_eq!(groups.kafka_heartbeat("g", "k1"), None, "a group without members is forgotten");
+    }
 }

@@ -1,4 +1,8 @@
 //! Consumer group endpoints: poll (join, heartbeat and fetch in one call), commit, describe, leave.
+//!
+//! A group is the same group Kafka consumers join with its name (see `weft_core::group`):
+//! describe lists both kinds of member (`kind`: `http` or `kafka`), and leave removes only
+//! HTTP members.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -165,7 +169,7 @@ pub async fn describe(
     let members: Vec<_> = description
         .members
         .iter()
-        .map(|m| serde_json::json!({ "member": m.member, "partitions": m.partitions, "last_seen": format_rfc3339_ms(m.last_seen_ms), "session_timeout_ms": m.session_timeout_ms }))
+        .map(|m| serde_json::json!({ "member": m.member, "kind": m.kind.as_str(), "partitions": m.partitions, "last_seen": format_rfc3339_ms(m.last_seen_ms), "session_timeout_ms": m.session_timeout_ms }))
         .collect();
     let partitions: Vec<_> = description
         .partitions

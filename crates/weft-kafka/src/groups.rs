@@ -3,7 +3,9 @@
 //! Kafka and HTTP consumers of a group name resume from the same committed offsets, and
 //! commits survive restarts), ListGroups and DescribeGroups.
 //!
-//! Commit metadata strings are not stored; OffsetFetch returns an empty one.
+//! Commit metadata strings are not stored; OffsetFetch returns an empty one. A member of a
+//! consumer group commits only the partitions it owns in the shared membership (see
+//! `coordinator`); others get REBALANCE_IN_PROGRESS.
 //!
 //! Every group API needs `consume` on the consumer group (GROUP_AUTHORIZATION_FAILED), and
 //! OffsetCommit and OffsetFetch also `consume` on each stream (TOPIC_AUTHORIZATION_FAILED).
@@ -29,7 +31,7 @@ use weft_core::guard::Caller;
 
 use crate::cluster::str_bytes;
 use crate::connection::ClientAddress;
-use crate::coordinator::{JoinOutcome, JoinRequest, SyncOutcome};
+use crate::coordinator::{CommitScope, JoinOutcome, JoinRequest, SyncOutcome};
 use crate::{Context, authz};
 
 pub async fn join_group(
@@ -136,9 +138,12 @@ pub async fn leave_group(context: &Context, caller: &Caller, version: i16, reque
 pub async fn offset_commit(context: &Context, caller: &Caller, version: i16, request: OffsetCommitRequest) -> OffsetCommitResponse {
     let _ = version;
     let group_id = request.group_id.0.to_string();
-    let group_error = match authz::consume_group(context, caller, &group_id).await {
-        Err((error_code, _)) => error_code,
-        Ok(()) => context.coordinator.check_commit(&group_id, request.generation_id_or_member_epoch, &request.member_id),
+    let (group_error, scope) = match authz::consume_group(context, caller, &group_id).await {
+        Err((error_code, _)) => (error_code, CommitScope::Outsider),
+        Ok(()) => match context.coordinator.check_commit(&group_id, request.generation_id_or_member_epoch, &request.member_id) {
+            Ok(scope) => (0, scope),
+            Err(error_code) => (error_code, CommitScope::Outsider),
+        },
     };
     let mut topics = Vec::new();
     for topic in request.topics {
@@ -161,6 +166,19 @@ pub async fn offset_commit(context: &Context, caller: &Caller, version: i16, req
                         ResponseError::UnknownTopicOrPartition.code()
                     }
                     Ok(_) if partition.committed_offset < 0 => ResponseError::OffsetOutOfRange.code(),
+                    // A consumer group shares its partitions with HTTP members: only the
+                    // partition's owner commits it. A member that lost it has a rebalance coming.
+                    Ok(stream)
+                        if scope == CommitScope::Owner
+                            && !context.broker.groups().owns(
+                                &group_id,
+                                stream.name(),
+                                partition.partition_index as u32,
+                                &request.member_id,
+                            ) =>
+                    {
+                        ResponseError::RebalanceInProgress.code()
+                    }
                     Ok(_) => {
                         offsets.push((partition.partition_index as u32, partition.committed_offset as u64));
                         0

@@ -78,10 +78,10 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let producers = produce::ProducerRegistry::new(broker.now_ms());
     let context = Arc::new(Context {
+        coordinator: coordinator::GroupCoordinator::new(Arc::clone(&broker)),
         broker,
         advertised_host: advertised.0,
         advertised_port: advertised.1,
-        coordinator: coordinator::GroupCoordinator::new(),
         producers,
     });
     let sweeper = {
