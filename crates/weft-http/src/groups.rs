@@ -198,7 +198,11 @@ pub async fn leave(
     if state.broker.groups().leave(&group, &member) {
         Ok(axum::http::StatusCode::NO_CONTENT.into_response())
     } else {
-        Err(Error::new(weft_core::Kind::NotFound, core_codes::GROUP_NOT_FOUND, format!("member {member:?} is not in group {group:?}"))
-            .into())
+        Err(Error::new(
+            weft_core::Kind::NotFound,
+            core_codes::GROUP_NOT_FOUND,
+            format!("member {member:?} is not an http member of group {group:?}; kafka members leave through the kafka protocol"),
+        )
+        .into())
     }
 }

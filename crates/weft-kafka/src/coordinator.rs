@@ -825,14 +825,15 @@ mod tests {
         assert_eq!((joined.generation, joined.protocol_name.as_str()), (1, "range"));
         let proposal = vec![(joined.member_id.clone(), Bytes::from_static(b"ignored"))];
         let synced = coordinator.sync("g", 1, &joined.member_id, proposal, now).unwrap().await.unwrap();
-        assert_eq!(decode_assignment(&synced.assignment), (1, vec![("orders".to_string(), vec![1, 3])]));
+        // Round robin by sorted member id: "c-..." (the Kafka member) before "http-a".
+        assert_eq!(decode_assignment(&synced.assignment), (1, vec![("orders".to_string(), vec![0, 2])]));
         let http = broker.groups().poll("g", &stream, "http-a", 10_000, OffsetReset::Earliest).unwrap();
-        assert_eq!(http.positions.iter().map(|&(p, _)| p).collect::<Vec<_>>(), [0, 2]);
+        assert_eq!(http.positions.iter().map(|&(p, _)| p).collect::<Vec<_>>(), [1, 3]);
         assert_eq!(coordinator.heartbeat("g", 1, &joined.member_id, now), 0, "an http poll that changes nothing does not rebalance");
 
         assert_eq!(coordinator.check_commit("g", 1, &joined.member_id), Ok(CommitScope::Owner));
-        assert!(broker.groups().owns("g", "orders", 3, &joined.member_id));
-        assert!(!broker.groups().owns("g", "orders", 2, &joined.member_id));
+        assert!(broker.groups().owns("g", "orders", 2, &joined.member_id));
+        assert!(!broker.groups().owns("g", "orders", 3, &joined.member_id));
 
         assert!(broker.groups().leave("g", "http-a"));
         assert_eq!(coordinator.heartbeat("g", 1, &joined.member_id, now), ResponseError::RebalanceInProgress.code());

@@ -14,7 +14,8 @@
 //! `sasl` (SASL/PLAIN authentication), `authz` (authorization with Kafka's error codes),
 //! `produce` (Produce, InitProducerId), `fetch` (Fetch, ListOffsets),
 //! `cluster` (ApiVersions, Metadata, FindCoordinator, DescribeConfigs, CreateTopics),
-//! `coordinator` (the classic group protocol state machine), `groups` (group and offset APIs),
+//! `coordinator` (the classic group protocol state machine; consumer groups share membership and
+//! server-side assignment with HTTP groups through `weft_core::group`), `groups` (group and offset APIs),
 //! `errors` (Kafka error codes for Weft errors).
 //!
 //! Limits (named with the unit last):
