@@ -10,8 +10,8 @@
 //!   the JSON pointer and the line (`/schema/0/properties/2/logicalTyp`, code
 //!   `resource.unknown_field`).
 //! * [`CompiledContract::compile`] turns one schema object into a tree of typed checks;
-//!   [`CompiledContract::validate`] walks an event's `serde_json::Value` and reports every
-//!   [`Violation`] (stable codes in [`violation`]).
+//!   [`CompiledContract::validate_bytes`] parses an event into a borrowed [`Doc`], walks it and
+//!   reports every [`Violation`] (stable codes in [`violation`]).
 //! * [`diff`] and [`check_compatibility`] compare versions.
 //! * [`CompiledContract::to_json_schema`] exports draft-07 JSON Schema for the schema registry.
 //!
@@ -65,6 +65,7 @@
 mod check;
 mod compat;
 mod compile;
+mod doc;
 mod error;
 mod format;
 mod json_schema;
@@ -81,6 +82,7 @@ mod tests;
 pub use check::{check_contract, check_domain, check_policy, check_product};
 pub use compat::{Change, CheckedChange, CompatibilityMode, CompatibilityReport, check_compatibility, diff};
 pub use compile::{ClassifiedProperty, CompiledContract, DeferredRule, LOGICAL_TYPES};
+pub use doc::Doc;
 pub use error::{ContractError, code};
 pub use json_schema::to_json_schema;
 pub use model::*;
@@ -101,6 +103,9 @@ pub mod limits {
     pub const PROPERTIES_PER_OBJECT_MAX: usize = 1_000;
     /// Compiled size limit of one pattern, so a contract cannot make the validator huge.
     pub const REGEX_SIZE_BYTES_MAX: usize = 1024 * 1024;
+    /// Deepest nesting of arrays and objects in one event's data (equal to serde_json's own
+    /// recursion limit, which usually fires first).
+    pub const EVENT_DEPTH_MAX: usize = 128;
     /// Most violations reported for one event (the last one then says more were dropped).
     pub const VIOLATIONS_PER_EVENT_MAX: usize = 100;
     /// Most partitions `weft.partitions` may ask for.

@@ -385,7 +385,8 @@ fn malformed_json_bytes_are_reported_with_their_own_code() {
     let violations = compiled.validate_bytes(b"{\"amount\": ").unwrap_err();
     assert_eq!(violations.len(), 1);
     assert_eq!(violations[0].code, "event.malformed_json");
-    let data = compiled.validate_bytes(good_order().to_string().as_bytes()).unwrap();
+    let text = good_order().to_string();
+    let data = compiled.validate_bytes(text.as_bytes()).unwrap();
     assert_eq!(data, good_order());
 }
 

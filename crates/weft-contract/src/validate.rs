@@ -1,18 +1,21 @@
 //! Checking one event's data against a [`CompiledContract`].
 //!
 //! Owns [`Violation`], the stable violation codes in [`violation`], and the walk over a
-//! `serde_json::Value`. The walk visits only declared properties (plus, for closed objects, the
+//! [`Doc`] (a borrowed document: see [`crate::doc`] for why not `serde_json::Value`). The walk visits only declared properties (plus, for closed objects, the
 //! keys of the event), so its cost is bounded by the contract, not by the event.
 //! Every violation of an event is reported, up to [`VIOLATIONS_PER_EVENT_MAX`].
 //!
 //! Semantics follow `datacontract export jsonschema`: a `required` property must be present and
 //! non-null; any other property may be absent or null; other checks apply to non-null values.
 
-use serde_json::{Map, Value};
+use std::borrow::Cow;
+
+use serde_json::Value;
 
 use crate::compile::{
     ArrayShape, CompiledContract, EventRule, MapShape, NumericShape, ObjectShape, Shape, StringShape, TemporalShape, ValueNode,
 };
+use crate::doc::{Doc, object_get};
 pub use crate::limits::VIOLATIONS_PER_EVENT_MAX;
 
 /// Stable violation codes. Never renamed, never reused.
@@ -67,18 +70,23 @@ impl CompiledContract {
     /// document order of the contract, at most [`VIOLATIONS_PER_EVENT_MAX`] of them (the last one
     /// is then `event.too_many_violations`).
     pub fn validate(&self, data: &Value) -> Result<(), Vec<Violation>> {
+        self.validate_doc(&Doc::from_value(data))
+    }
+
+    /// As [`validate`](Self::validate), for a parsed [`Doc`].
+    pub fn validate_doc(&self, data: &Doc<'_>) -> Result<(), Vec<Violation>> {
         let mut walk = Walk { path: String::new(), violations: Vec::new() };
         match data {
-            Value::Object(map) => walk.object(&self.root, map),
+            Doc::Object(pairs) => walk.object(&self.root, pairs),
             other => walk.push(violation::TYPE_MISMATCH, format!("expected object, found {}", json_type_name(other))),
         }
         if walk.violations.is_empty() { Ok(()) } else { Err(walk.violations) }
     }
 
-    /// Parses `bytes` as JSON, then [`validate`](Self::validate)s it. Returns the parsed value so
-    /// the caller does not parse twice.
-    pub fn validate_bytes(&self, bytes: &[u8]) -> Result<Value, Vec<Violation>> {
-        let data: Value = serde_json::from_slice(bytes).map_err(|error| {
+    /// Parses `bytes` as JSON into a [`Doc`] that borrows from them, then validates it. Returns
+    /// the document so the caller does not parse twice (to take the partition key, say).
+    pub fn validate_bytes<'a>(&self, bytes: &'a [u8]) -> Result<Doc<'a>, Vec<Violation>> {
+        let data: Doc<'a> = serde_json::from_slice(bytes).map_err(|error| {
             vec![Violation {
                 code: violation::MALFORMED_JSON,
                 path: String::new(),
@@ -90,7 +98,7 @@ impl CompiledContract {
                 ),
             }]
         })?;
-        self.validate(&data)?;
+        self.validate_doc(&data)?;
         Ok(data)
     }
 }
@@ -118,16 +126,17 @@ impl Walk {
         }
     }
 
-    fn object(&mut self, shape: &ObjectShape, map: &Map<String, Value>) {
+    fn object(&mut self, shape: &ObjectShape, map: &[(Cow<'_, str>, Doc<'_>)]) {
         for property in &shape.properties {
             if self.full() {
                 return;
             }
             let path_len = self.path.len();
             self.path.push_str(&property.pointer_token);
-            match map.get(&property.key) {
-                None | Some(Value::Null) => {
-                    let absent = !map.contains_key(&property.key);
+            let found = object_get(map, &property.key);
+            match found {
+                None | Some(Doc::Null) => {
+                    let absent = found.is_none();
                     if property.required {
                         let state = if absent { "missing" } else { "null" };
                         self.push(violation::REQUIRED_MISSING, format!("required property is {state}"));
@@ -139,7 +148,7 @@ impl Walk {
             self.path.truncate(path_len);
         }
         for key in &shape.required_keys {
-            if !shape.properties.iter().any(|p| &p.key == key) && map.get(key).is_none_or(Value::is_null) {
+            if !shape.properties.iter().any(|p| &p.key == key) && object_get(map, key).is_none_or(Doc::is_null) {
                 let path_len = self.path.len();
                 crate::error::push_pointer_token(&mut self.path, key);
                 self.push(violation::REQUIRED_MISSING, "required property is missing".to_owned());
@@ -158,11 +167,11 @@ impl Walk {
             self.push(violation::PROPERTIES_OUT_OF_RANGE, format!("object has {n_properties} properties, more than maxProperties {max}"));
         }
         if shape.closed {
-            for key in map.keys() {
+            for (key, _) in map {
                 if self.full() {
                     return;
                 }
-                if !shape.properties.iter().any(|p| &p.key == key) {
+                if !shape.properties.iter().any(|p| p.key == *key) {
                     let path_len = self.path.len();
                     crate::error::push_pointer_token(&mut self.path, key);
                     self.push(violation::UNKNOWN_PROPERTY, "property is not declared in the contract".to_owned());
@@ -188,7 +197,7 @@ impl Walk {
         }
     }
 
-    fn value(&mut self, node: &ValueNode, value: &Value) {
+    fn value(&mut self, node: &ValueNode, value: &Doc<'_>) {
         if !self.shape(&node.shape, value) {
             return;
         }
@@ -211,7 +220,7 @@ impl Walk {
                     }
                 }
                 EventRule::Pattern { regex } => {
-                    if let Value::String(text) = value
+                    if let Doc::String(text) = value
                         && !regex.is_match(text)
                     {
                         self.push(violation::PATTERN_MISMATCH, format!("{} does not match pattern `{}`", short(value), regex.as_str()));
@@ -223,14 +232,14 @@ impl Walk {
 
     /// Checks type and type-specific constraints. Returns false on a type mismatch, so the caller
     /// skips value rules that would only repeat it.
-    fn shape(&mut self, shape: &Shape, value: &Value) -> bool {
+    fn shape(&mut self, shape: &Shape, value: &Doc<'_>) -> bool {
         match (shape, value) {
-            (Shape::Any, _) | (Shape::Boolean, Value::Bool(_)) => true,
-            (Shape::String(string), Value::String(text)) => {
+            (Shape::Any, _) | (Shape::Boolean, Doc::Bool(_)) => true,
+            (Shape::String(string), Doc::String(text)) => {
                 self.string(string, text);
                 true
             }
-            (Shape::Integer(numeric), Value::Number(n)) => {
+            (Shape::Integer(numeric), Doc::Number(n)) => {
                 let is_integer = n.is_i64() || n.is_u64() || n.as_f64().is_some_and(|f| f.fract() == 0.0);
                 if !is_integer {
                     self.type_mismatch("integer", value);
@@ -239,23 +248,23 @@ impl Walk {
                 self.numeric(numeric, n);
                 true
             }
-            (Shape::Number(numeric), Value::Number(n)) => {
+            (Shape::Number(numeric), Doc::Number(n)) => {
                 self.numeric(numeric, n);
                 true
             }
-            (Shape::Temporal(temporal), Value::String(text)) => {
+            (Shape::Temporal(temporal), Doc::String(text)) => {
                 self.temporal(temporal, text);
                 true
             }
-            (Shape::Object(object), Value::Object(map)) => {
+            (Shape::Object(object), Doc::Object(map)) => {
                 self.object(object, map);
                 true
             }
-            (Shape::Array(array), Value::Array(items)) => {
+            (Shape::Array(array), Doc::Array(items)) => {
                 self.array(array, items);
                 true
             }
-            (Shape::Map(map_shape), Value::Object(map)) => {
+            (Shape::Map(map_shape), Doc::Object(map)) => {
                 self.map(map_shape, map);
                 true
             }
@@ -270,7 +279,7 @@ impl Walk {
         }
     }
 
-    fn type_mismatch(&mut self, expected: &str, value: &Value) {
+    fn type_mismatch(&mut self, expected: &str, value: &Doc<'_>) {
         self.push(violation::TYPE_MISMATCH, format!("expected {expected}, found {}", json_type_name(value)));
     }
 
@@ -380,7 +389,7 @@ impl Walk {
         }
     }
 
-    fn array(&mut self, shape: &ArrayShape, items: &[Value]) {
+    fn array(&mut self, shape: &ArrayShape, items: &[Doc<'_>]) {
         let n_items = items.len() as u64;
         if let Some(min) = shape.min_items
             && n_items < min
@@ -393,7 +402,7 @@ impl Walk {
             self.push(violation::ITEMS_OUT_OF_RANGE, format!("{n_items} items, more than maxItems {max}"));
         }
         if shape.unique_items
-            && let Some(duplicate_idx) = (1..items.len()).find(|&i| items[..i].iter().any(|earlier| json_equal(earlier, &items[i])))
+            && let Some(duplicate_idx) = (1..items.len()).find(|&i| items[..i].iter().any(|earlier| doc_equal(earlier, &items[i])))
         {
             self.push(violation::ITEMS_OUT_OF_RANGE, format!("item {duplicate_idx} repeats an earlier item"));
         }
@@ -415,7 +424,7 @@ impl Walk {
         }
     }
 
-    fn map(&mut self, shape: &MapShape, map: &Map<String, Value>) {
+    fn map(&mut self, shape: &MapShape, map: &[(Cow<'_, str>, Doc<'_>)]) {
         for (key, value) in map {
             if self.full() {
                 return;
@@ -423,7 +432,7 @@ impl Walk {
             let path_len = self.path.len();
             crate::error::push_pointer_token(&mut self.path, key);
             if let Some(key_node) = &shape.key {
-                self.value(key_node, &Value::String(key.clone()));
+                self.value(key_node, &Doc::String(Cow::Borrowed(key)));
             }
             if let Some(value_node) = &shape.value
                 && !value.is_null()
@@ -436,25 +445,37 @@ impl Walk {
 }
 
 /// JSON equality where numbers compare by value (`1` equals `1.0`), as in JSON Schema `enum`.
-fn json_equal(a: &Value, b: &Value) -> bool {
+fn json_equal(a: &Value, b: &Doc<'_>) -> bool {
     match (a, b) {
-        (Value::Number(x), Value::Number(y)) => match (x.as_i64(), y.as_i64()) {
-            (Some(x), Some(y)) => x == y,
-            _ => x.as_f64() == y.as_f64(),
-        },
+        (Value::Number(x), Doc::Number(y)) => number_equal(x, y),
+        _ => b == a,
+    }
+}
+
+/// [`json_equal`] between two event values.
+fn doc_equal(a: &Doc<'_>, b: &Doc<'_>) -> bool {
+    match (a, b) {
+        (Doc::Number(x), Doc::Number(y)) => number_equal(x, y),
         _ => a == b,
     }
 }
 
-pub(crate) fn json_type_name(value: &Value) -> &'static str {
+fn number_equal(x: &serde_json::Number, y: &serde_json::Number) -> bool {
+    match (x.as_i64(), y.as_i64()) {
+        (Some(x), Some(y)) => x == y,
+        _ => x.as_f64() == y.as_f64(),
+    }
+}
+
+fn json_type_name(value: &Doc<'_>) -> &'static str {
     match value {
-        Value::Null => "null",
-        Value::Bool(_) => "boolean",
-        Value::Number(n) if n.is_i64() || n.is_u64() => "integer",
-        Value::Number(_) => "number",
-        Value::String(_) => "string",
-        Value::Array(_) => "array",
-        Value::Object(_) => "object",
+        Doc::Null => "null",
+        Doc::Bool(_) => "boolean",
+        Doc::Number(n) if n.is_i64() || n.is_u64() => "integer",
+        Doc::Number(_) => "number",
+        Doc::String(_) => "string",
+        Doc::Array(_) => "array",
+        Doc::Object(_) => "object",
     }
 }
 
@@ -462,9 +483,9 @@ pub(crate) fn json_type_name(value: &Value) -> &'static str {
 /// the violation report.
 const MESSAGE_VALUE_CHARS_MAX: usize = 64;
 
-fn short(value: &Value) -> String {
+fn short(value: &Doc<'_>) -> String {
     match value {
-        Value::String(text) => short_str(text),
+        Doc::String(text) => short_str(text),
         other => {
             let text = other.to_string();
             if text.chars().count() > MESSAGE_VALUE_CHARS_MAX {

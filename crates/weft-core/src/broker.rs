@@ -817,11 +817,11 @@ pub(crate) fn contract_violation(violations: &[weft_contract::Violation]) -> Err
 
 /// The partition key taken from a JSON value: strings as they are, numbers and booleans
 /// as their JSON text; null, objects and arrays give no key.
-fn key_bytes(value: &serde_json::Value) -> Option<Vec<u8>> {
+fn key_bytes(value: &weft_contract::Doc<'_>) -> Option<Vec<u8>> {
     match value {
-        serde_json::Value::String(text) => Some(text.as_bytes().to_vec()),
-        serde_json::Value::Number(number) => Some(number.to_string().into_bytes()),
-        serde_json::Value::Bool(flag) => Some(flag.to_string().into_bytes()),
+        weft_contract::Doc::String(text) => Some(text.as_bytes().to_vec()),
+        weft_contract::Doc::Number(number) => Some(number.to_string().into_bytes()),
+        weft_contract::Doc::Bool(flag) => Some(flag.to_string().into_bytes()),
         _ => None,
     }
 }
