@@ -58,7 +58,22 @@ impl Masker {
     }
 }
 
+/// Authentication failures from one source recorded one by one per minute; past this the
+/// rest of that minute is counted and recorded as one summary entry, so a client retrying a
+/// bad token in a loop cannot flood the audit log.
+pub const AUTH_FAILURES_AUDITED_PER_MINUTE: u32 = 20;
+/// Sources whose failure counts are remembered at once.
+pub const AUTH_FAILURE_SOURCES_MAX: usize = 4096;
+
+/// Per-source counts of authentication failures in the current minute.
+#[derive(Default)]
+struct FailureWindows {
+    minute: u64,
+    by_source: std::collections::HashMap<String, u32>,
+}
+
 pub struct Guard {
+    failures: std::sync::Mutex<FailureWindows>,
     enabled: AtomicBool,
     identity: IdentityStore,
     authorizer: SharedAuthorizer,
@@ -84,6 +99,7 @@ impl Guard {
         let secret = ServerSecret::load_or_create(data_dir).map_err(internal)?;
         let authorizer = Authorizer::new(&[], &Mesh::default()).map_err(internal)?;
         let guard = Self {
+            failures: std::sync::Mutex::new(FailureWindows::default()),
             enabled: AtomicBool::new(true),
             identity,
             authorizer: SharedAuthorizer::new(authorizer),
@@ -291,6 +307,41 @@ impl Broker {
     /// Rebuilds the authorizer after principals change.
     pub fn refresh_authorization(&self) -> Result<(), Error> {
         self.guard().rebuild(&self.mesh())
+    }
+
+    /// Records an authentication failure, at most `AUTH_FAILURES_AUDITED_PER_MINUTE` entries per
+    /// source (address without port) and minute; the failures past that are summed into one
+    /// entry written with the first failure of a later minute.
+    pub async fn audit_auth_failure(&self, caller: &Caller, resource: &str, code: &str, detail: Option<String>) {
+        let source_host = caller.source.rsplit_once(':').map_or(caller.source.as_str(), |(host, _)| host).to_string();
+        let minute = now_ms(SystemTime::now()) / 60_000;
+        let suppressed_before = {
+            let mut windows = self.guard().failures.lock().unwrap_or_else(|p| p.into_inner());
+            let mut suppressed_before = None;
+            if windows.minute != minute {
+                let over: u32 = windows.by_source.get(&source_host).map_or(0, |n| n.saturating_sub(AUTH_FAILURES_AUDITED_PER_MINUTE));
+                if over > 0 {
+                    suppressed_before = Some(over);
+                }
+                windows.minute = minute;
+                windows.by_source.clear();
+            }
+            if windows.by_source.len() >= AUTH_FAILURE_SOURCES_MAX && !windows.by_source.contains_key(&source_host) {
+                windows.by_source.clear();
+            }
+            let count = windows.by_source.entry(source_host).or_insert(0);
+            *count += 1;
+            if *count > AUTH_FAILURES_AUDITED_PER_MINUTE {
+                return;
+            }
+            suppressed_before
+        };
+        if let Some(over) = suppressed_before {
+            let summary =
+                format!("{over} further authentication failures from this source in the previous minute were not recorded one by one");
+            self.audit(Some(caller), "authenticate", resource, AuditDecision::AuthFailure, Some(code), Some(summary)).await;
+        }
+        self.audit(Some(caller), "authenticate", resource, AuditDecision::AuthFailure, Some(code), detail).await;
     }
 
     /// Authorizes and audits a denial; returns the error to send back.

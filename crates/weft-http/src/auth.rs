@@ -15,7 +15,6 @@ use axum::http::{HeaderValue, Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use weft_core::guard::{AuthzAction, AuthzResource, Caller};
-use weft_governance::audit::AuditDecision;
 use weft_governance::identity::parse_authorization_header;
 
 use crate::AppState;
@@ -39,7 +38,7 @@ pub async fn authenticate(State(state): State<AppState>, mut request: Request, n
         Ok(principal) => principal,
         Err(error) => {
             let unknown = Caller { principal: "unknown".into(), source: source.clone() };
-            state.broker.audit(Some(&unknown), "authenticate", &path, AuditDecision::AuthFailure, Some(error.code), None).await;
+            state.broker.audit_auth_failure(&unknown, &path, error.code, None).await;
             let mut response = ApiError(error).into_response();
             response
                 .headers_mut()

@@ -19,7 +19,6 @@ use kafka_protocol::ResponseError;
 use kafka_protocol::messages::{SaslAuthenticateRequest, SaslAuthenticateResponse, SaslHandshakeRequest, SaslHandshakeResponse};
 use weft_core::Broker;
 use weft_core::guard::Caller;
-use weft_governance::audit::AuditDecision;
 use weft_governance::identity::{Credentials, TokenSecret};
 
 use crate::cluster::str_bytes;
@@ -116,7 +115,7 @@ async fn check_plain_token(broker: &Broker, session: &mut Session, token: &[u8])
         Err(error) => {
             let unknown = session.caller_named("unknown".to_string());
             let detail = Some(format!("sasl {MECHANISM_PLAIN}"));
-            broker.audit(Some(&unknown), "authenticate", "kafka", AuditDecision::AuthFailure, Some(error.code), detail).await;
+            broker.audit_auth_failure(&unknown, "kafka", error.code, detail).await;
             Err(format!("authentication failed: {} ({})", error.message, error.code))
         }
     }

@@ -256,3 +256,19 @@ fn base64(text: &str) -> String {
     }
     out
 }
+
+/// Proves a client retrying a bad token cannot flood the audit log: failures from one source
+/// are recorded one by one up to the per-minute bound, and the chain still verifies.
+#[test]
+fn repeated_authentication_failures_are_bounded_in_the_audit_log() {
+    let server = Server::start();
+    for _ in 0..60 {
+        as_token(&server, "weft_not_a_real_token", "GET", "/api/v1/streams", None).assert_error(401, "auth.invalid_token");
+    }
+    let failures = server.get("/api/v1/audit?decision=auth_failure").body;
+    let n_recorded = failures["entries"].as_array().unwrap().len();
+    // The bound is per minute: 20 entries, or at most 20 + 1 summary + 20 if a minute boundary
+    // falls inside the loop; never all 60.
+    assert!((20..=41).contains(&n_recorded), "{n_recorded} failures recorded");
+    assert_eq!(server.get("/api/v1/audit/verify").body["ok"], true);
+}
