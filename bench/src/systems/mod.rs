@@ -117,3 +117,21 @@ where
     }
     Ok(line)
 }
+
+/// Waits for every consumer and adds up what they read; it is an error if together they did not
+/// read exactly `n_events_expected` (`what` names the unit in the message: events, rows).
+pub async fn sum_consumed<F>(consumers: impl IntoIterator<Item = F>, n_events_expected: u64, what: &str) -> anyhow::Result<ConsumeOutcome>
+where
+    F: std::future::Future<Output = anyhow::Result<ConsumeOutcome>>,
+{
+    let mut total = ConsumeOutcome::default();
+    for outcome in futures_util::future::join_all(consumers).await {
+        let outcome = outcome?;
+        total.n_events += outcome.n_events;
+        total.n_payload_bytes += outcome.n_payload_bytes;
+    }
+    if total.n_events != n_events_expected {
+        anyhow::bail!("consumed {} {what}, expected {n_events_expected}", total.n_events);
+    }
+    Ok(total)
+}

@@ -304,16 +304,7 @@ impl System for WeftSystem {
                 }
             }
         });
-        let mut total = ConsumeOutcome::default();
-        for outcome in futures_util::future::join_all(consumers).await {
-            let outcome = outcome?;
-            total.n_events += outcome.n_events;
-            total.n_payload_bytes += outcome.n_payload_bytes;
-        }
-        if total.n_events != n_events_expected {
-            bail!("consumed {} events, expected {n_events_expected}", total.n_events);
-        }
-        Ok(total)
+        super::sum_consumed(consumers, n_events_expected, "events").await
     }
 
     async fn stop(mut self) -> Result<()> {
