@@ -317,9 +317,7 @@ async fn get_version(
     Path((subject, version)): Path<(String, String)>,
     RawQuery(query): RawQuery,
 ) -> Result<Response, Failure> {
-    let selector = parse_version(&version)?;
-    let include_deleted = Params::parse(query).flag("deleted");
-    let found = blocking(registry, move |registry| registry.version(&subject, selector, include_deleted)).await?;
+    let found = find_version(registry, subject, &version, query).await?;
     ok(version_json(&found))
 }
 
@@ -328,10 +326,15 @@ async fn get_version_text(
     Path((subject, version)): Path<(String, String)>,
     RawQuery(query): RawQuery,
 ) -> Result<Response, Failure> {
-    let selector = parse_version(&version)?;
-    let include_deleted = Params::parse(query).flag("deleted");
-    let found = blocking(registry, move |registry| registry.version(&subject, selector, include_deleted)).await?;
+    let found = find_version(registry, subject, &version, query).await?;
     Ok((StatusCode::OK, [(CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE_V1))], found.schema.schema).into_response())
+}
+
+/// One version of a subject (`latest`, `-1` or a number), deleted ones only with `?deleted=true`.
+async fn find_version(registry: Arc<Registry>, subject: String, version: &str, query: Option<String>) -> Result<SubjectVersion, Failure> {
+    let selector = parse_version(version)?;
+    let include_deleted = Params::parse(query).flag("deleted");
+    blocking(registry, move |registry| registry.version(&subject, selector, include_deleted)).await
 }
 
 async fn referenced_by(State(registry): Shared, Path((subject, version)): Path<(String, String)>) -> Result<Response, Failure> {
