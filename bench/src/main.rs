@@ -347,40 +347,8 @@ fn parse_systems(cli: &Cli) -> Result<Vec<SystemConfig>> {
     let mut configs = Vec::new();
     for name in &cli.systems {
         match name.trim() {
-            "weft" => {
-                for fsync in &cli.weft_fsync {
-                    let fsync = parse_fsync(fsync)?;
-                    for contracts in &cli.weft_contracts {
-                        for auth in &cli.weft_auth {
-                            configs.push(SystemConfig::Weft {
-                                options: WeftOptions {
-                                    transport: WeftTransport::Http,
-                                    fsync: fsync.clone(),
-                                    contracts: contracts == "on",
-                                    auth: auth == "on",
-                                },
-                            });
-                        }
-                    }
-                }
-            }
-            "weft-kafka" => {
-                for fsync in &cli.weft_fsync {
-                    let fsync = parse_fsync(fsync)?;
-                    for contracts in &cli.weft_contracts {
-                        for auth in &cli.weft_kafka_auth {
-                            configs.push(SystemConfig::Weft {
-                                options: WeftOptions {
-                                    transport: WeftTransport::Kafka,
-                                    fsync: fsync.clone(),
-                                    contracts: contracts == "on",
-                                    auth: auth == "on",
-                                },
-                            });
-                        }
-                    }
-                }
-            }
+            "weft" => push_weft_configs(cli, WeftTransport::Http, &cli.weft_auth, &mut configs)?,
+            "weft-kafka" => push_weft_configs(cli, WeftTransport::Kafka, &cli.weft_kafka_auth, &mut configs)?,
             "nats" => configs.push(SystemConfig::NatsJetStream),
             "redis-aof" => configs.push(SystemConfig::Redis(RedisPersistence::AofEverySecond)),
             "redis-none" => configs.push(SystemConfig::Redis(RedisPersistence::None)),
@@ -389,6 +357,20 @@ fn parse_systems(cli: &Cli) -> Result<Vec<SystemConfig>> {
         }
     }
     Ok(configs)
+}
+
+/// One Weft configuration per fsync policy, contracts setting and auth setting.
+fn push_weft_configs(cli: &Cli, transport: WeftTransport, auths: &[String], configs: &mut Vec<SystemConfig>) -> Result<()> {
+    for fsync in &cli.weft_fsync {
+        let fsync = parse_fsync(fsync)?;
+        for contracts in &cli.weft_contracts {
+            for auth in auths {
+                let options = WeftOptions { transport, fsync: fsync.clone(), contracts: contracts == "on", auth: auth == "on" };
+                configs.push(SystemConfig::Weft { options });
+            }
+        }
+    }
+    Ok(())
 }
 
 fn parse_fsync(fsync: &str) -> Result<String> {

@@ -386,13 +386,7 @@ impl Checker<'_> {
         if let Some(Value::Array(branches)) = reader.get("allOf") {
             let writer_value = Value::Object(writer.clone());
             for branch in branches {
-                let mut sub = Checker {
-                    reader_root: self.reader_root,
-                    writer_root: self.writer_root,
-                    direction: self.direction,
-                    visiting: self.visiting.clone(),
-                    messages: Vec::new(),
-                };
+                let mut sub = self.sub_checker();
                 sub.check(branch, &writer_value, path, depth + 1);
                 self.messages.extend(sub.messages);
             }
@@ -407,17 +401,22 @@ impl Checker<'_> {
         self.check_keywords(reader, writer, path, depth);
     }
 
+    /// A checker for one branch of a union or `allOf`, with its own messages.
+    fn sub_checker(&self) -> Self {
+        Checker {
+            reader_root: self.reader_root,
+            writer_root: self.writer_root,
+            direction: self.direction,
+            visiting: self.visiting.clone(),
+            messages: Vec::new(),
+        }
+    }
+
     fn check_reader_union(&mut self, branches: &[Value], writer: &Map<String, Value>, path: &str, depth: usize) {
         let writer_value = Value::Object(writer.clone());
         let mut best: Option<Vec<String>> = None;
         for branch in branches {
-            let mut sub = Checker {
-                reader_root: self.reader_root,
-                writer_root: self.writer_root,
-                direction: self.direction,
-                visiting: self.visiting.clone(),
-                messages: Vec::new(),
-            };
+            let mut sub = self.sub_checker();
             sub.check(branch, &writer_value, path, depth + 1);
             if sub.messages.is_empty() {
                 return;
