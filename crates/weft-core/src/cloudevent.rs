@@ -14,7 +14,6 @@ use std::collections::HashMap;
 
 use base64::Engine as _;
 use serde_json::value::RawValue;
-use weft_log::batch::Record;
 
 use crate::error::{Error, codes};
 
@@ -295,7 +294,7 @@ fn is_context_attribute(name: &str) -> bool {
     )
 }
 
-fn check_attribute_name(name: &str) -> Result<(), Error> {
+pub fn check_attribute_name(name: &str) -> Result<(), Error> {
     let valid =
         !name.is_empty() && name.len() <= ATTRIBUTE_NAME_BYTES_MAX && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
     if valid {
@@ -365,7 +364,7 @@ pub fn new_event_id(now_ms: i64) -> String {
 }
 
 /// True for media types whose data is text, carried as a JSON string in the JSON format.
-fn is_text_content_type(content_type: Option<&str>) -> bool {
+pub fn is_text_content_type(content_type: Option<&str>) -> bool {
     let Some(content_type) = content_type else { return false };
     let essence = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
     essence.starts_with("text/") || essence.ends_with("+xml") || essence == "application/xml" || essence == "application/yaml"
@@ -387,123 +386,9 @@ pub fn format_rfc3339_ms(ms: i64) -> String {
     format!("{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}.{milli:03}Z")
 }
 
-/// Appends `text` to `out` as a JSON string literal.
-pub fn write_json_string(out: &mut Vec<u8>, text: &str) {
-    serde_json::to_writer(&mut *out, text).expect("writing to a Vec cannot fail");
-}
-
-/// Renders a stored record as a CloudEvent in the JSON format.
-///
-/// Records written by Weft carry `ce_` headers. A record from a plain Kafka producer has
-/// none; it is shown as an event with a synthesized `id` (`<stream>-<partition>-<offset>`),
-/// `source` (`/weft/streams/<stream>`), `type` (`weft.record`) and `time` (the record time).
-pub fn render_record_json(out: &mut Vec<u8>, stream: &str, partition: u32, record: &Record<'_>) {
-    let mut specversion = None;
-    let mut id = None;
-    let mut source = None;
-    let mut ty = None;
-    let mut time = None;
-    let mut content_type = None;
-    let mut others: Vec<(&str, &str)> = Vec::new();
-    for header in &record.headers {
-        let (Ok(key), Some(Ok(value))) = (std::str::from_utf8(header.key), header.value.map(std::str::from_utf8)) else { continue };
-        if key == "content-type" {
-            content_type = Some(value);
-            continue;
-        }
-        let Some(name) = key.strip_prefix("ce_") else { continue };
-        match name {
-            "specversion" => specversion = Some(value),
-            "id" => id = Some(value),
-            "source" => source = Some(value),
-            "type" => ty = Some(value),
-            "time" => time = Some(value),
-            "datacontenttype" | "data" | "data_base64" => {}
-            _ if check_attribute_name(name).is_ok() => others.push((name, value)),
-            _ => {}
-        }
-    }
-    out.extend_from_slice(b"{\"specversion\":");
-    write_json_string(out, specversion.unwrap_or(SPEC_VERSION));
-    out.extend_from_slice(b",\"id\":");
-    match id {
-        Some(id) => write_json_string(out, id),
-        None => write_json_string(out, &format!("{stream}-{partition}-{}", record.offset)),
-    }
-    out.extend_from_slice(b",\"source\":");
-    match source {
-        Some(source) => write_json_string(out, source),
-        None => write_json_string(out, &format!("/weft/streams/{stream}")),
-    }
-    out.extend_from_slice(b",\"type\":");
-    write_json_string(out, ty.unwrap_or("weft.record"));
-    out.extend_from_slice(b",\"time\":");
-    match time {
-        Some(time) => write_json_string(out, time),
-        None => write_json_string(out, &format_rfc3339_ms(record.timestamp_ms)),
-    }
-    if let Some(content_type) = content_type {
-        out.extend_from_slice(b",\"datacontenttype\":");
-        write_json_string(out, content_type);
-    }
-    for (name, value) in others {
-        out.push(b',');
-        write_json_string(out, name);
-        out.push(b':');
-        write_json_string(out, value);
-    }
-    if let Some(value) = record.value {
-        if is_json_content_type(content_type) && serde_json::from_slice::<serde::de::IgnoredAny>(value).is_ok() {
-            out.extend_from_slice(b",\"data\":");
-            out.extend_from_slice(value);
-        } else if let (true, Ok(text)) = (is_text_content_type(content_type), std::str::from_utf8(value)) {
-            out.extend_from_slice(b",\"data\":");
-            write_json_string(out, text);
-        } else {
-            out.extend_from_slice(b",\"data_base64\":");
-            write_json_string(out, &base64::engine::general_purpose::STANDARD.encode(value));
-        }
-    }
-    out.push(b'}');
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use weft_log::batch::{BatchBuilder, BatchView};
-
-    fn round_trip(event: &CloudEvent) -> serde_json::Value {
-        let mut builder = BatchBuilder::new(1_700_000_000_000);
-        let headers = event.record_headers();
-        builder.push(1_700_000_000_000, event.partition_key().map(str::as_bytes), event.data.as_deref(), &headers);
-        let bytes = builder.finish();
-        let batch = BatchView::parse(&bytes).unwrap();
-        let record = batch.records().unwrap().next().unwrap().unwrap();
-        let mut out = Vec::new();
-        render_record_json(&mut out, "s", 0, &record);
-        serde_json::from_slice(&out).unwrap()
-    }
-
-    #[test]
-    fn structured_event_survives_storage_as_binary_mode_record() {
-        let json = br#"{"specversion":"1.0","id":"e-1","source":"/shop","type":"order.created","time":"2026-11-21T10:00:00Z","partitionkey":"c-1","traceparent":"00-ab","data":{"amount": 12.5}}"#;
-        let event = CloudEvent::from_json(json).unwrap();
-        event.check().unwrap();
-        assert_eq!(event.data.as_deref(), Some(&br#"{"amount": 12.5}"#[..]), "data is stored exactly as produced");
-        let rendered = round_trip(&event);
-        assert_eq!(rendered["id"], "e-1");
-        assert_eq!(rendered["partitionkey"], "c-1");
-        assert_eq!(rendered["traceparent"], "00-ab");
-        assert_eq!(rendered["data"]["amount"], 12.5);
-    }
-
-    #[test]
-    fn binary_data_travels_as_data_base64() {
-        let json = br#"{"specversion":"1.0","id":"e-2","source":"/s","type":"t","datacontenttype":"application/octet-stream","data_base64":"AAEC"}"#;
-        let event = CloudEvent::from_json(json).unwrap();
-        assert_eq!(event.data.as_deref(), Some(&[0u8, 1, 2][..]));
-        assert_eq!(round_trip(&event)["data_base64"], "AAEC");
-    }
 
     #[test]
     fn header_injection_and_bad_attributes_are_refused_with_a_path() {
@@ -524,16 +409,10 @@ mod tests {
     }
 
     #[test]
-    fn plain_kafka_records_render_as_synthesized_events() {
-        let mut builder = BatchBuilder::new(0);
-        builder.push::<&str>(0, Some(b"k"), Some(b"not json"), &[]);
-        let bytes = builder.finish();
-        let batch = BatchView::parse(&bytes).unwrap();
-        let record = batch.records().unwrap().next().unwrap().unwrap();
-        let mut out = Vec::new();
-        render_record_json(&mut out, "orders", 3, &record);
-        let rendered: serde_json::Value = serde_json::from_slice(&out).unwrap();
-        assert_eq!(rendered["id"], "orders-3-0");
-        assert_eq!(rendered["data_base64"], base64::engine::general_purpose::STANDARD.encode(b"not json"));
+    fn structured_event_keeps_its_data_exactly_as_produced() {
+        let json = br#"{"specversion":"1.0","id":"e-1","source":"/shop","type":"order.created","data":{"amount": 12.5}}"#;
+        let event = CloudEvent::from_json(json).unwrap();
+        event.check().unwrap();
+        assert_eq!(event.data.as_deref(), Some(&br#"{"amount": 12.5}"#[..]));
     }
 }

@@ -10,15 +10,119 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use std::borrow::Cow;
+
+use weft_log::VerifiedBatch;
 use weft_log::batch::{BatchBuilder, Record};
 
-use crate::broker::{Broker, dead_letter_headers as h};
-use crate::cloudevent::CloudEvent;
+use crate::broker::Broker;
+use crate::cloudevent::{CloudEvent, format_rfc3339_ms};
 use crate::error::{Error, Kind, codes};
-use crate::stream::{DEAD_LETTER_SUFFIX, Stream};
+use crate::stream::{DEAD_LETTER_SUFFIX, Governance, Stream};
+
+use dead_letter_headers as h;
+
+/// Header names of dead-letter records (the value is the original data, unchanged).
+pub mod dead_letter_headers {
+    pub const REASON: &str = "weft_dlq_reason";
+    pub const MESSAGE: &str = "weft_dlq_message";
+    pub const VIOLATIONS: &str = "weft_dlq_violations";
+    pub const STREAM: &str = "weft_dlq_stream";
+    pub const CONTRACT_ID: &str = "weft_dlq_contract_id";
+    pub const CONTRACT_VERSION: &str = "weft_dlq_contract_version";
+    pub const PRODUCER: &str = "weft_dlq_producer";
+    pub const REJECTED_AT: &str = "weft_dlq_rejected_at";
+}
+
+/// What every dead letter of one request shares: the contract that refused it, the
+/// producer, and the time.
+pub(crate) struct DeadLetterRequest<'a> {
+    pub governance: &'a Governance,
+    pub producer: &'a str,
+    pub now_ms: i64,
+}
+
+/// The dead letters of one request, encoded as one batch for the dead-letter stream: the one
+/// writer of the dead-letter layout, for HTTP events and Kafka records alike.
+pub(crate) struct DeadLetterBatch {
+    builder: BatchBuilder,
+    event_idxs: Vec<usize>,
+}
+
+impl DeadLetterBatch {
+    pub(crate) fn new(now_ms: i64) -> Self {
+        Self { builder: BatchBuilder::new(now_ms), event_idxs: Vec::new() }
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.event_idxs.is_empty()
+    }
+
+    /// Keeps a refused event (`event` is `None` when it could not be parsed at all).
+    pub(crate) fn push_event(
+        &mut self,
+        event_idx: usize,
+        event: Option<&CloudEvent>,
+        data: &[u8],
+        error: &Error,
+        request: &DeadLetterRequest<'_>,
+    ) {
+        let headers: Vec<(Cow<'static, str>, &[u8])> = event.map(CloudEvent::record_headers).unwrap_or_default();
+        let key = event.and_then(CloudEvent::partition_key).map(str::as_bytes);
+        self.push(event_idx, key, Some(data), &headers, error, request);
+    }
+
+    /// Keeps a refused record that a producer encoded itself (Kafka).
+    pub(crate) fn push_record(&mut self, record_idx: usize, record: &Record<'_>, error: &Error, request: &DeadLetterRequest<'_>) {
+        let headers: Vec<(Cow<'_, str>, &[u8])> =
+            record.headers.iter().map(|header| (String::from_utf8_lossy(header.key), header.value.unwrap_or_default())).collect();
+        self.push(record_idx, record.key, record.value, &headers, error, request);
+    }
+
+    /// Key and value unchanged, the original headers, then the `weft_dlq_*` headers with the
+    /// reason, every violation, the contract and the producer.
+    fn push(
+        &mut self,
+        idx: usize,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        original_headers: &[(Cow<'_, str>, &[u8])],
+        error: &Error,
+        request: &DeadLetterRequest<'_>,
+    ) {
+        let details: Vec<serde_json::Value> = if error.details.is_empty() {
+            vec![serde_json::json!({ "code": error.code, "path": error.path.clone().unwrap_or_default(), "message": error.message })]
+        } else {
+            error.details.iter().map(|d| serde_json::json!({ "code": d.code, "path": d.path, "message": d.message })).collect()
+        };
+        let violations = serde_json::to_string(&details).unwrap_or_default();
+        let rejected_at = format_rfc3339_ms(request.now_ms);
+        let governance = request.governance;
+        let stream_name = governance.dead_letter_stream.trim_end_matches(DEAD_LETTER_SUFFIX);
+        let mut headers: Vec<(&str, &[u8])> = original_headers.iter().map(|(name, value)| (name.as_ref(), *value)).collect();
+        headers.push((h::REASON, error.code.as_bytes()));
+        headers.push((h::MESSAGE, error.message.as_bytes()));
+        headers.push((h::VIOLATIONS, violations.as_bytes()));
+        headers.push((h::STREAM, stream_name.as_bytes()));
+        headers.push((h::CONTRACT_ID, governance.contract_id.as_bytes()));
+        headers.push((h::CONTRACT_VERSION, governance.contract_version.as_bytes()));
+        headers.push((h::PRODUCER, request.producer.as_bytes()));
+        headers.push((h::REJECTED_AT, rejected_at.as_bytes()));
+        self.builder.push(request.now_ms, key, value, &headers);
+        self.event_idxs.push(idx);
+    }
+
+    /// The batch (never marked `json_checked`: dead letters keep what was refused, which may
+    /// not be JSON at all) and the request indexes of its letters, in order.
+    pub(crate) fn finish(self) -> (VerifiedBatch, Vec<usize>) {
+        (self.builder.finish_verified(), self.event_idxs)
+    }
+}
 
 /// Most dead letters one listing or replay reads.
 pub const DEAD_LETTERS_SCAN_MAX: usize = 100_000;
+/// Bytes read from the dead-letter stream at a time while scanning it.
+const DEAD_LETTERS_READ_BYTES: usize = 1024 * 1024;
 /// Producer recorded for dead letters that a replay moved back into their stream.
 pub const REPLAY_PRODUCER: &str = "weft:dead-letter-replay";
 /// Examples kept per reason in a summary.
@@ -154,16 +258,16 @@ impl Broker {
     async fn scan_dead_letters(&self, dead_letter_stream: &Arc<Stream>, mut visit: impl FnMut(DeadLetter)) -> Result<(), Error> {
         let mut n_seen = 0usize;
         for partition in 0..dead_letter_stream.n_partitions() {
-            let stats = dead_letter_stream.partition(partition)?.stats();
+            let stats = dead_letter_stream.partition_stats(partition)?;
             let mut offset = stats.log_start_offset;
             while offset < stats.visible_next_offset && n_seen < DEAD_LETTERS_SCAN_MAX {
-                let fetched = self.fetch(dead_letter_stream, partition, offset, 1024 * 1024).await?;
+                let fetched = self.read_batches(dead_letter_stream, partition, offset, DEAD_LETTERS_READ_BYTES).await?;
                 let records = fetched.records(DEAD_LETTERS_SCAN_MAX - n_seen)?;
                 let Some(last) = records.last() else { break };
-                offset = last.offset + 1;
-                for record in &records {
+                offset = last.record.offset + 1;
+                for stored in &records {
                     n_seen += 1;
-                    visit(DeadLetter::from_record(partition, record));
+                    visit(DeadLetter::from_record(partition, &stored.record));
                 }
             }
         }
@@ -180,7 +284,7 @@ impl Broker {
         let mut outcome = ReplayOutcome::default();
         let governance = stream.governance();
         let now_ms = self.now_ms();
-        let mut batches: BTreeMap<u32, (BatchBuilder, Vec<(u32, u64)>)> = BTreeMap::new();
+        let mut batches: BTreeMap<u32, (BatchBuilder, Vec<(u32, u64)>, bool)> = BTreeMap::new();
         for letter in letters {
             if self.meta().dead_letter_replayed(dead_letter_stream.name(), letter.partition, letter.offset)?.is_some() {
                 outcome.already_moved += 1;
@@ -191,10 +295,14 @@ impl Broker {
             let placed =
                 event.and_then(|event| self.place_for_replay(&stream, governance.as_deref(), &event).map(|placed| (event, placed)));
             match placed {
-                Ok((event, (partition, key))) => {
-                    let (builder, sources) = batches.entry(partition).or_insert_with(|| (BatchBuilder::new(now_ms), Vec::new()));
-                    builder.push(now_ms, key.as_deref(), event.data.as_deref(), &event.record_headers());
+                Ok((event, placed)) => {
+                    // Placing the event checked its data like produce does: the batch is
+                    // json_checked unless a value is framed (Confluent's schema id prefix).
+                    let (builder, sources, json_checked) =
+                        batches.entry(placed.partition).or_insert_with(|| (BatchBuilder::new(now_ms), Vec::new(), true));
+                    builder.push(now_ms, placed.key.as_deref(), event.data.as_deref(), &event.record_headers());
                     sources.push((letter.partition, letter.offset));
+                    *json_checked &= placed.data_is_json_text;
                 }
                 Err(error) => {
                     outcome.still_failing += 1;
@@ -202,9 +310,10 @@ impl Broker {
                 }
             }
         }
-        for (partition, (builder, sources)) in batches {
-            let context = crate::broker::ProduceContext { producer: REPLAY_PRODUCER.to_string() };
-            let appended = self.append_batch_as(&stream, partition, builder.finish(), &context).await?;
+        for (partition, (builder, sources, json_checked)) in batches {
+            let builder = if json_checked { builder.json_checked() } else { builder };
+            let context = crate::produce::ProduceContext { producer: REPLAY_PRODUCER.to_string() };
+            let appended = self.append_batch_as(&stream, partition, builder.finish_verified(), &context).await?;
             let moved: Vec<(u32, u64, u64)> =
                 sources.iter().enumerate().map(|(idx, &(p, o))| (p, o, appended.base_offset + idx as u64)).collect();
             outcome.moved += moved.len() as u64;

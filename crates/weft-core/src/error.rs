@@ -18,7 +18,6 @@ pub enum Kind {
     NotFound,
     Conflict,
     TooLarge,
-    UnsupportedMediaType,
     OutOfRange,
     StorageFull,
     Unavailable,

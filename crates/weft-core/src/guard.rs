@@ -62,6 +62,8 @@ impl Masker {
 /// rest of that minute is counted and recorded as one summary entry, so a client retrying a
 /// bad token in a loop cannot flood the audit log.
 pub const AUTH_FAILURES_AUDITED_PER_MINUTE: u32 = 20;
+/// Bytes read to find the last audit entry when the chain resumes.
+const AUDIT_ENTRY_READ_BYTES: usize = 64 * 1024;
 /// Sources whose failure counts are remembered at once.
 pub const AUTH_FAILURE_SOURCES_MAX: usize = 4096;
 
@@ -149,7 +151,26 @@ impl Guard {
     }
 
     /// Is `caller` allowed `action` on `resource`? The error names the action and resource only.
+    /// Weft's own streams are never produced to by a client and never listed, whatever the
+    /// policies say (and with authorization off): that rule lives here, once, for every edge.
     pub fn check(&self, caller: &Caller, action: Action, resource: &Resource) -> Result<(), Error> {
+        if let Resource::Stream(name) = resource
+            && is_system_stream(name)
+        {
+            match action {
+                Action::Produce => {
+                    return Err(Error::new(
+                        Kind::Forbidden,
+                        codes::STREAM_SYSTEM,
+                        format!("{name} is written by Weft itself; clients cannot produce to it"),
+                    ));
+                }
+                Action::ReadCatalog => {
+                    return Err(Error::new(Kind::Forbidden, codes::STREAM_SYSTEM, format!("{name} is one of Weft's own streams")));
+                }
+                _ => {}
+            }
+        }
         if !self.is_enabled() {
             return Ok(());
         }
@@ -268,17 +289,17 @@ impl Broker {
                 key: None,
                 retention_ms: None,
                 retention_bytes: None,
-                fsync: "always".into(),
+                fsync: weft_log::FsyncPolicy::Always,
                 segment_bytes: weft_log::SEGMENT_BYTES_DEFAULT,
                 created_at_ms: 0,
             })?,
         };
         let mut chain = self.guard().audit.lock().await;
         if chain.is_none() {
-            let stats = stream.partition(0)?.stats();
+            let stats = stream.partition_stats(0)?;
             let last = if stats.visible_next_offset > stats.log_start_offset {
-                let fetched = self.fetch(&stream, 0, stats.visible_next_offset - 1, 64 * 1024).await?;
-                fetched.records(usize::MAX)?.last().and_then(|r| r.value.map(<[u8]>::to_vec))
+                let fetched = self.read_batches(&stream, 0, stats.visible_next_offset - 1, AUDIT_ENTRY_READ_BYTES).await?;
+                fetched.records(usize::MAX)?.last().and_then(|stored| stored.record.value.map(<[u8]>::to_vec))
             } else {
                 None
             };
@@ -296,9 +317,10 @@ impl Broker {
             detail,
         };
         let entry = chain.prepare(&record);
-        let mut builder = weft_log::batch::BatchBuilder::new(now_ms(record.time) as i64);
+        // The entry is JSON that the audit chain serialized itself, so the batch is json_checked.
+        let mut builder = weft_log::batch::BatchBuilder::new(now_ms(record.time) as i64).json_checked();
         builder.push::<&str>(now_ms(record.time) as i64, None, Some(&entry.bytes), &[("content-type", &b"application/json"[..])]);
-        self.append_batch(&stream, 0, builder.finish()).await?;
+        self.append_batch(&stream, 0, builder.finish_verified()).await?;
         chain.commit(&entry);
         write_head(self.data_dir(), &entry.head()).map_err(internal)?;
         Ok(())

@@ -7,14 +7,14 @@
 //! `Record`) and returns `Error`s; the listener turns those into Kafka error codes.
 //!
 //! The framing rule (`Broker::unframe`), the violation error (`contract_violation`) and the
-//! dead-letter layout (`push_dead_letter`) are the produce path's own, shared with HTTP.
+//! dead-letter layout (`DeadLetterBatch`) are the produce path's own, shared with HTTP.
 
-use std::borrow::Cow;
+use weft_log::batch::Record;
 
-use weft_log::batch::{BatchBuilder, Record};
-
-use crate::broker::{Broker, ProduceContext, Unframed, contract_violation, push_dead_letter};
+use crate::broker::Broker;
+use crate::dead_letter::{DeadLetterBatch, DeadLetterRequest};
 use crate::error::Error;
+use crate::produce::{DEAD_LETTER_PRODUCER, ProduceContext, Unframed, contract_violation};
 use crate::stream::{Governance, Stream};
 
 /// How a record value on a governed stream passed.
@@ -57,28 +57,15 @@ impl Broker {
         producer: &str,
     ) -> Result<u64, Error> {
         let dead_letter_stream = self.stream(&governance.dead_letter_stream)?;
-        let batch = dead_letter_batch(governance, refused, producer, self.now_ms());
-        let context = ProduceContext { producer: crate::broker::DEAD_LETTER_PRODUCER.to_string() };
+        let now_ms = self.now_ms();
+        let request = DeadLetterRequest { governance, producer, now_ms };
+        let mut letters = DeadLetterBatch::new(now_ms);
+        for (record_idx, RefusedRecord { record, error }) in refused.iter().enumerate() {
+            letters.push_record(record_idx, record, error, &request);
+        }
+        let (batch, _) = letters.finish();
+        let context = ProduceContext { producer: DEAD_LETTER_PRODUCER.to_string() };
         let appended = self.append_batch_as(&dead_letter_stream, 0, batch, &context).await?;
         Ok(appended.base_offset)
-    }
-}
-
-/// The dead-letter batch for `refused` (which must not be empty).
-fn dead_letter_batch(governance: &Governance, refused: &[RefusedRecord<'_>], producer: &str, now_ms: i64) -> Vec<u8> {
-    let mut builder = BatchBuilder::new(now_ms);
-    for RefusedRecord { record, error } in refused {
-        let headers: Vec<(Cow<'_, str>, &[u8])> =
-            record.headers.iter().map(|header| (String::from_utf8_lossy(header.key), header.value.unwrap_or_default())).collect();
-        push_dead_letter(&mut builder, record.key, record.value, &headers, error, governance, producer, now_ms);
-    }
-    builder.finish()
-}
-
-/// `code at /pointer: message`, the one-line reason a Kafka client is told.
-pub fn reason_line(error: &Error) -> String {
-    match error.path.as_deref() {
-        Some(path) if !path.is_empty() => format!("{} at {path}: {}", error.code, error.message),
-        _ => format!("{}: {}", error.code, error.message),
     }
 }

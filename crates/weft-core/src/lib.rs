@@ -5,12 +5,14 @@
 //! nothing of HTTP or the Kafka wire protocol (those are `weft-http` and the Kafka crate).
 //! It depends on `weft-log` for storage and never touches segment files itself.
 
+pub mod background;
 pub mod broker;
 pub mod catalog;
 pub mod cloudevent;
 pub mod dead_letter;
 pub mod duration;
 pub mod error;
+pub mod failpoint;
 pub mod group;
 pub mod guard;
 pub mod json_key;
@@ -18,14 +20,20 @@ pub mod kafka_support;
 pub mod lineage;
 pub mod mesh;
 pub mod meta;
+pub mod offline;
 pub mod partitioner;
+pub mod produce;
+pub mod read;
 pub mod stream;
 pub mod stream_activity;
 
-pub use broker::{Broker, FetchedBatches, Incoming, Position, ProduceContext, ProduceOutcome};
+pub use broker::Broker;
 pub use cloudevent::CloudEvent;
 pub use error::{Error, Kind, codes};
+pub use produce::{Incoming, Position, ProduceContext, ProduceOutcome};
+pub use read::{FetchedBatches, StoredRecord};
 pub use stream::{Stream, StreamConfig};
+pub use weft_log::{PartitionStats, VerifiedBatch};
 
 /// Escapes a token for use in a JSON pointer (RFC 6901).
 pub fn json_pointer_escape(token: &str) -> String {

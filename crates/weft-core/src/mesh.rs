@@ -557,10 +557,11 @@ impl Broker {
             let settings = topic.settings();
             let retention_ms = settings.retention.map(|d| d.as_millis() as i64).or(Some(RETENTION_MS_DEFAULT));
             if self.stream(stream_name).is_err() {
+                // The contract's declaration of the policy, in the log's one type.
                 let fsync = match settings.fsync {
-                    None | Some(weft_contract::FsyncPolicy::Always) => "always".to_string(),
-                    Some(weft_contract::FsyncPolicy::Interval { interval_ms }) => format!("interval:{interval_ms}"),
-                    Some(weft_contract::FsyncPolicy::Never) => "never".to_string(),
+                    None | Some(weft_contract::FsyncPolicy::Always) => weft_log::FsyncPolicy::Always,
+                    Some(weft_contract::FsyncPolicy::Interval { interval_ms }) => weft_log::FsyncPolicy::IntervalMs(interval_ms),
+                    Some(weft_contract::FsyncPolicy::Never) => weft_log::FsyncPolicy::Never,
                 };
                 self.create_stream(StreamConfig {
                     name: stream_name.to_string(),
@@ -581,7 +582,7 @@ impl Broker {
                     key: None,
                     retention_ms: Some(retention_ms.unwrap_or(DEAD_LETTER_RETENTION_MS).max(DEAD_LETTER_RETENTION_MS)),
                     retention_bytes: None,
-                    fsync: "always".to_string(),
+                    fsync: weft_log::FsyncPolicy::Always,
                     segment_bytes: weft_log::SEGMENT_BYTES_DEFAULT,
                     created_at_ms: 0,
                 })?;

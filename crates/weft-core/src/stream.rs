@@ -34,15 +34,34 @@ pub struct StreamConfig {
     /// `None` keeps events forever.
     pub retention_ms: Option<i64>,
     pub retention_bytes: Option<u64>,
-    /// `always`, `interval:<ms>` or `never`.
-    pub fsync: String,
+    /// When appends are acknowledged relative to fsync; stored as its text (`always`,
+    /// `interval:<ms>`, `never`), and a stored text that does not parse is an error, never
+    /// a silent `always`.
+    #[serde(with = "fsync_text")]
+    pub fsync: FsyncPolicy,
     pub segment_bytes: u64,
     pub created_at_ms: i64,
 }
 
+/// `FsyncPolicy` as its text in the stored configuration and the API.
+mod fsync_text {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use weft_log::FsyncPolicy;
+
+    pub fn serialize<S: Serializer>(policy: &FsyncPolicy, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(policy)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<FsyncPolicy, D::Error> {
+        let text = std::borrow::Cow::<str>::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 impl StreamConfig {
-    pub fn fsync_policy(&self) -> FsyncPolicy {
-        self.fsync.parse().unwrap_or(FsyncPolicy::Always)
+    /// Parses the API's fsync text, with the error a client sees.
+    pub fn parse_fsync(text: &str) -> Result<FsyncPolicy, Error> {
+        text.parse().map_err(|message| Error::invalid(codes::STREAM_INVALID_CONFIG, message).with_path("/fsync"))
     }
 
     /// Checks every field; the first problem is reported with its path.
@@ -60,7 +79,6 @@ impl StreamConfig {
         if self.retention_ms.is_some_and(|ms| ms <= 0) {
             return Err(invalid("/retention", "retention must be positive".into()));
         }
-        self.fsync.parse::<FsyncPolicy>().map_err(|message| invalid("/fsync", message))?;
         if self.segment_bytes < SEGMENT_BYTES_MIN || self.segment_bytes > weft_log::SEGMENT_BYTES_MAX_LIMIT {
             return Err(invalid("/segment_bytes", format!("segment_bytes must be 1 MiB to 2 GiB, not {}", self.segment_bytes)));
         }
@@ -69,7 +87,7 @@ impl StreamConfig {
 
     pub fn log_config(&self) -> LogConfig {
         LogConfig {
-            fsync: self.fsync_policy(),
+            fsync: self.fsync,
             segment_bytes_max: self.segment_bytes,
             segment_age_max_ms: Some(self.retention_ms.map_or(SEGMENT_AGE_MS_MAX, |ms| ms.min(SEGMENT_AGE_MS_MAX))),
             retention_ms: self.retention_ms,
@@ -159,7 +177,8 @@ impl Stream {
         self.partitions.len() as u32
     }
 
-    pub fn partition(&self, partition: u32) -> Result<&Arc<PartitionLog>, Error> {
+    /// The log of one partition: private to the core, which is the one door to storage.
+    pub(crate) fn partition(&self, partition: u32) -> Result<&Arc<PartitionLog>, Error> {
         self.partitions.get(partition as usize).ok_or_else(|| {
             Error::new(
                 crate::error::Kind::NotFound,
@@ -170,12 +189,18 @@ impl Stream {
         })
     }
 
-    pub fn partitions(&self) -> &[Arc<PartitionLog>] {
+    pub(crate) fn partitions(&self) -> &[Arc<PartitionLog>] {
         &self.partitions
     }
 
+    /// Sizes and offsets of every partition, in partition order.
     pub fn stats(&self) -> Vec<PartitionStats> {
         self.partitions.iter().map(|p| p.stats()).collect()
+    }
+
+    /// Sizes and offsets of one partition (`partition.not_found` if it does not exist).
+    pub fn partition_stats(&self, partition: u32) -> Result<PartitionStats, Error> {
+        Ok(self.partition(partition)?.stats())
     }
 
     /// The next partition for events without a key: spreads them evenly.

@@ -14,6 +14,11 @@ impl From<Error> for ApiError {
     }
 }
 
+/// The status of an error: by its kind, except for the codes only HTTP has a status for.
+pub fn status_of(error: &Error) -> StatusCode {
+    if error.code == crate::codes::UNSUPPORTED_MEDIA_TYPE { StatusCode::UNSUPPORTED_MEDIA_TYPE } else { status_for(error.kind) }
+}
+
 pub fn status_for(kind: Kind) -> StatusCode {
     match kind {
         Kind::Invalid => StatusCode::BAD_REQUEST,
@@ -22,7 +27,6 @@ pub fn status_for(kind: Kind) -> StatusCode {
         Kind::NotFound => StatusCode::NOT_FOUND,
         Kind::Conflict => StatusCode::CONFLICT,
         Kind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-        Kind::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         Kind::OutOfRange => StatusCode::RANGE_NOT_SATISFIABLE,
         Kind::StorageFull => StatusCode::INSUFFICIENT_STORAGE,
         Kind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -48,7 +52,7 @@ pub fn error_json(error: &Error) -> serde_json::Value {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let status = status_for(self.0.kind);
+        let status = status_of(&self.0);
         if status.is_server_error() {
             tracing::error!(code = self.0.code, message = %self.0.message, "request failed");
         }

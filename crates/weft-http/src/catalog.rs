@@ -37,6 +37,8 @@ use crate::{AppState, codes};
 
 /// Events shown per stream on the product page.
 pub const SAMPLES_PER_STREAM: usize = 5;
+/// Bytes read per partition to find the samples.
+const SAMPLES_READ_BYTES: usize = 256 * 1024;
 
 /// The masking a viewer gets on a stream's samples: the same rule as every fetch path (the
 /// guard's masker hides classified fields the viewer may not read in clear).
@@ -133,12 +135,12 @@ async fn samples(state: &AppState, stream: &std::sync::Arc<Stream>, viewer: &Cal
         if from >= stats.visible_next_offset {
             continue;
         }
-        let fetched = state.broker.fetch(stream, partition, from, 256 * 1024).await?;
+        let fetched = state.broker.read_batches(stream, partition, from, SAMPLES_READ_BYTES).await?;
         for record in fetched.records(SAMPLES_PER_STREAM)? {
             let mut out = Vec::with_capacity(512);
             write_envelope(&mut out, stream.name(), partition, &record, masker.as_ref());
             let envelope: Value = serde_json::from_slice(&out).map_err(|error| Error::internal(format!("rendering a sample: {error}")))?;
-            found.push((record.timestamp_ms, partition, record.offset, envelope));
+            found.push((record.record.timestamp_ms, partition, record.record.offset, envelope));
         }
     }
     found.sort_by_key(|sample| std::cmp::Reverse((sample.0, sample.2, sample.1)));

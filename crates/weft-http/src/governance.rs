@@ -195,18 +195,21 @@ pub async fn explain(State(state): State<AppState>, Extension(caller): Extension
     .into_response())
 }
 
+/// Bytes of the audit log read at a time.
+const AUDIT_READ_BYTES: usize = 1024 * 1024;
+
 /// Every audit entry as `(offset, bytes)`, oldest first.
 async fn audit_entries(state: &AppState) -> Result<Vec<(u64, Vec<u8>)>, Error> {
     let Ok(stream) = state.broker.stream(AUDIT_STREAM) else { return Ok(Vec::new()) };
-    let stats = stream.partition(0)?.stats();
+    let stats = stream.partition_stats(0)?;
     let mut entries = Vec::new();
     let mut offset = stats.log_start_offset;
     while offset < stats.visible_next_offset {
-        let fetched = state.broker.fetch(&stream, 0, offset, 1024 * 1024).await?;
+        let fetched = state.broker.read_batches(&stream, 0, offset, AUDIT_READ_BYTES).await?;
         let records = fetched.records(usize::MAX)?;
         let Some(last) = records.last() else { break };
-        offset = last.offset + 1;
-        entries.extend(records.iter().map(|r| (r.offset, r.value.unwrap_or_default().to_vec())));
+        offset = last.record.offset + 1;
+        entries.extend(records.iter().map(|r| (r.record.offset, r.record.value.unwrap_or_default().to_vec())));
     }
     Ok(entries)
 }

@@ -89,7 +89,7 @@ pub async fn poll(
         let assignment = state.broker.groups().poll(&group, &stream, &request.member, session_timeout_ms, reset)?;
         let mut out = Vec::with_capacity(4096);
         out.extend_from_slice(b"{\"member\":");
-        weft_core::cloudevent::write_json_string(&mut out, &request.member);
+        crate::render::write_json_string(&mut out, &request.member);
         let partitions: Vec<u32> = assignment.positions.iter().map(|(p, _)| *p).collect();
         out.extend_from_slice(
             format!(
@@ -144,7 +144,7 @@ pub async fn commit(
             Error::invalid(codes::INVALID_PARAMETER, format!("partition {partition:?} is not a number"))
                 .with_path(format!("/offsets/{partition}"))
         })?;
-        stream.partition(partition)?;
+        stream.partition_stats(partition)?;
         offsets.push((partition, offset));
     }
     if offsets.is_empty() {

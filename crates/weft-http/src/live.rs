@@ -24,6 +24,8 @@ use crate::{AppState, LIVE_BUFFER_EVENTS_MAX, codes};
 
 /// Events read per partition per round.
 const LIVE_ROUND_EVENTS_MAX: usize = 500;
+/// Bytes read from one partition per round.
+const LIVE_READ_BYTES: usize = 256 * 1024;
 
 pub async fn live(
     State(state): State<AppState>,
@@ -38,7 +40,7 @@ pub async fn live(
     let masker = state.broker.guard().masker(&caller, &state.broker, &name);
     let partitions: Vec<u32> = match params.u64("partition", u32::MAX as u64)? {
         Some(partition) => {
-            stream.partition(partition as u32)?;
+            stream.partition_stats(partition as u32)?;
             vec![partition as u32]
         }
         None => (0..stream.n_partitions()).collect(),
@@ -50,10 +52,10 @@ pub async fn live(
         None => None,
     };
     for &partition in &partitions {
-        let stats = stream.partition(partition)?.stats();
+        let stats = stream.partition_stats(partition)?;
         let position = match (last_event_id, resume_time, params.get("from")) {
             (Some((p, offset)), _, _) if p == partition => offset + 1,
-            (Some(_), Some(ms), _) => state.broker.offset_for_time(&stream, partition, ms).await?,
+            (Some(_), Some(ms), _) => state.broker.offset_for_time(&stream, partition, ms).await?.unwrap_or(stats.visible_next_offset),
             (_, _, None | Some("latest")) => stats.visible_next_offset,
             (_, _, Some("earliest")) => stats.log_start_offset,
             (_, _, Some(time)) => {
@@ -61,7 +63,7 @@ pub async fn live(
                     Error::invalid(codes::INVALID_PARAMETER, format!("from must be latest, earliest or an RFC 3339 time: {reason}"))
                         .with_path("/from")
                 })?;
-                state.broker.offset_for_time(&stream, partition, ms).await?
+                state.broker.offset_for_time(&stream, partition, ms).await?.unwrap_or(stats.visible_next_offset)
             }
         };
         positions.push((partition, position.clamp(stats.log_start_offset, stats.visible_next_offset)));
@@ -79,8 +81,7 @@ fn parse_event_id(text: &str) -> Option<(u32, u64)> {
 }
 
 async fn event_time(state: &AppState, stream: &Arc<Stream>, partition: u32, offset: u64) -> Result<Option<i64>, Error> {
-    let Ok(fetched) = state.broker.fetch(stream, partition, offset, 1).await else { return Ok(None) };
-    Ok(fetched.records(1)?.first().map(|record| record.timestamp_ms))
+    Ok(state.broker.record_timestamp(stream, partition, offset).await)
 }
 
 /// Follows the partitions until the client goes away (the channel closes).
@@ -96,7 +97,7 @@ async fn tail(
         changes.borrow_and_update();
         let mut n_sent = 0;
         for (partition, position) in positions.iter_mut() {
-            let fetched = match state.broker.fetch(&stream, *partition, *position, 256 * 1024).await {
+            let fetched = match state.broker.read_batches(&stream, *partition, *position, LIVE_READ_BYTES).await {
                 Ok(fetched) => fetched,
                 Err(error) => {
                     let _ = sender.send(Event::default().event("error").data(error.to_string())).await;
@@ -107,11 +108,11 @@ async fn tail(
             for record in &records {
                 let mut data = Vec::with_capacity(512);
                 write_envelope(&mut data, stream.name(), *partition, record, masker.as_ref());
-                let event = Event::default().id(format!("{partition}:{}", record.offset)).data(String::from_utf8_lossy(&data));
+                let event = Event::default().id(format!("{partition}:{}", record.record.offset)).data(String::from_utf8_lossy(&data));
                 if sender.send(event).await.is_err() {
                     return;
                 }
-                *position = record.offset + 1;
+                *position = record.record.offset + 1;
                 n_sent += 1;
             }
         }

@@ -81,12 +81,7 @@ pub async fn apply(
             }
         }
         _ => {
-            return Err(Error::new(
-                Kind::UnsupportedMediaType,
-                codes::UNSUPPORTED_MEDIA_TYPE,
-                "apply takes application/yaml or application/json",
-            )
-            .into());
+            return Err(Error::new(Kind::Invalid, codes::UNSUPPORTED_MEDIA_TYPE, "apply takes application/yaml or application/json").into());
         }
     };
     let broker = state.broker.clone();

@@ -17,10 +17,10 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use weft_core::cloudevent::{SPEC_VERSION, format_rfc3339_ms};
-use weft_core::guard::{AuthzAction, AuthzResource, Caller, is_system_stream};
+use weft_core::guard::{AuthzAction, AuthzResource, Caller};
 use weft_core::{CloudEvent, Error, Incoming, Kind, ProduceContext, ProduceOutcome};
 
-use crate::api_error::{ApiError, error_json, status_for};
+use crate::api_error::{ApiError, error_json, status_of};
 use crate::query::{QueryParams, read_body};
 use crate::{AppState, EVENTS_PER_REQUEST_MAX, REQUEST_BODY_BYTES_MAX, codes};
 
@@ -51,7 +51,7 @@ fn mode_of(headers: &HeaderMap) -> Result<(Mode, Option<String>), Error> {
         Some("application/cloudevents-batch+json") => Mode::Batched,
         Some(essence) if essence.starts_with("application/cloudevents") => {
             return Err(Error::new(
-                Kind::UnsupportedMediaType,
+                Kind::Invalid,
                 codes::UNSUPPORTED_MEDIA_TYPE,
                 format!("event format {essence} is not supported; use application/cloudevents+json"),
             ));
@@ -61,7 +61,7 @@ fn mode_of(headers: &HeaderMap) -> Result<(Mode, Option<String>), Error> {
         Some("application/x-ndjson" | "application/jsonl" | "application/json-seq") => Mode::Ndjson,
         _ => {
             return Err(Error::new(
-                Kind::UnsupportedMediaType,
+                Kind::Invalid,
                 codes::UNSUPPORTED_MEDIA_TYPE,
                 "content type must be application/cloudevents+json, application/cloudevents-batch+json, application/json, application/x-ndjson, or a binary-mode event with ce- headers",
             ));
@@ -83,21 +83,18 @@ pub async fn produce(
     let body = read_body(body, REQUEST_BODY_BYTES_MAX).await?;
     let params = QueryParams::parse(raw.as_deref(), &["type", "source", "subject"])?;
     let stream = state.broker.stream(&name)?;
-    if is_system_stream(&name) {
-        return Err(Error::new(
-            Kind::Forbidden,
-            weft_core::guard::codes::STREAM_SYSTEM,
-            format!("{name} is written by Weft itself; clients cannot produce to it"),
-        )
-        .into());
-    }
     state.broker.authorize(&caller, AuthzAction::Produce, &AuthzResource::Stream(name.clone())).await?;
     let (mode, content_type) = mode_of(&headers)?;
+    // Events are counted before any is built, so `EVENTS_PER_REQUEST_MAX` holds before
+    // anything per event is allocated.
     let events: Vec<Incoming> = match mode {
-        Mode::Structured => vec![incoming(CloudEvent::from_json(&body), &body)],
+        Mode::Structured => {
+            check_body_utf8(&body)?;
+            vec![incoming(CloudEvent::from_json(&body), &body)]
+        }
         Mode::Batched => {
-            let elements: Vec<&serde_json::value::RawValue> = serde_json::from_slice(&body)
-                .map_err(|error| Error::invalid(codes::MALFORMED_JSON, format!("a batch must be a JSON array of events: {error}")))?;
+            check_body_utf8(&body)?;
+            let elements = batch_elements(&body)?;
             elements
                 .into_iter()
                 .enumerate()
@@ -108,30 +105,76 @@ pub async fn produce(
                 .collect()
         }
         Mode::Binary => vec![incoming(binary_event(&headers, content_type, body.to_vec()), &body)],
-        Mode::Json | Mode::Ndjson => {
+        Mode::Json => {
             let wrapper = Wrapper::new(&name, &params, state.broker.now_ms());
-            if matches!(mode, Mode::Json) {
-                vec![Incoming::Event(wrapper.wrap(body.to_vec()))]
-            } else {
-                body.split(|&b| b == b'\n')
-                    .map(trim_line)
-                    .filter(|line| !line.is_empty())
-                    .map(|line| Incoming::Event(wrapper.wrap(line.to_vec())))
-                    .collect()
-            }
+            vec![Incoming::Event(wrapper.wrap(body.to_vec()))]
+        }
+        Mode::Ndjson => {
+            let lines = || body.split(|&b| b == b'\n').map(trim_line).filter(|line| !line.is_empty());
+            check_event_count(lines().count())?;
+            let wrapper = Wrapper::new(&name, &params, state.broker.now_ms());
+            lines().map(|line| Incoming::Event(wrapper.wrap(line.to_vec()))).collect()
         }
     };
-    if events.len() > EVENTS_PER_REQUEST_MAX {
-        return Err(Error::new(
-            Kind::TooLarge,
-            codes::TOO_MANY_EVENTS,
-            format!("a request may carry at most {EVENTS_PER_REQUEST_MAX} events, not {}", events.len()),
-        )
-        .into());
-    }
     let context = ProduceContext { producer: caller.principal.clone() };
     let outcome = state.broker.produce(&stream, events, &context).await;
     Ok(respond(&outcome, mode.is_batch()))
+}
+
+fn check_event_count(n_events: usize) -> Result<(), Error> {
+    if n_events > EVENTS_PER_REQUEST_MAX {
+        return Err(Error::new(
+            Kind::TooLarge,
+            codes::TOO_MANY_EVENTS,
+            format!("a request may carry at most {EVENTS_PER_REQUEST_MAX} events, not {n_events}"),
+        ));
+    }
+    Ok(())
+}
+
+/// A JSON body is UTF-8 (RFC 8259 section 8.1); anything else is refused before it is parsed.
+fn check_body_utf8(body: &[u8]) -> Result<(), Error> {
+    std::str::from_utf8(body).map(|_| ()).map_err(|error| {
+        Error::invalid(
+            weft_core::codes::EVENT_MALFORMED_JSON,
+            format!("the body is not valid json: invalid utf-8 at byte {}", error.valid_up_to()),
+        )
+    })
+}
+
+/// The elements of a batched-mode body, refused as soon as there are more than
+/// `EVENTS_PER_REQUEST_MAX` of them (so a huge array never becomes a huge vector).
+fn batch_elements(body: &[u8]) -> Result<Vec<&serde_json::value::RawValue>, Error> {
+    struct BoundedElements;
+    impl<'de> serde::de::Visitor<'de> for BoundedElements {
+        type Value = Vec<&'de serde_json::value::RawValue>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a sequence")
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            let mut elements = Vec::new();
+            while let Some(element) = seq.next_element()? {
+                if elements.len() == EVENTS_PER_REQUEST_MAX {
+                    return Err(serde::de::Error::custom(TOO_MANY_EVENTS_MARK));
+                }
+                elements.push(element);
+            }
+            Ok(elements)
+        }
+    }
+    const TOO_MANY_EVENTS_MARK: &str = "too many events";
+    let mut deserializer = serde_json::Deserializer::from_slice(body);
+    let parsed = serde::Deserializer::deserialize_seq(&mut deserializer, BoundedElements).and_then(|elements| {
+        deserializer.end()?;
+        Ok(elements)
+    });
+    parsed.map_err(|error| {
+        if error.to_string().starts_with(TOO_MANY_EVENTS_MARK) {
+            Error::new(Kind::TooLarge, codes::TOO_MANY_EVENTS, format!("a request may carry at most {EVENTS_PER_REQUEST_MAX} events"))
+        } else {
+            Error::invalid(codes::MALFORMED_JSON, format!("a batch must be a JSON array of events: {error}"))
+        }
+    })
 }
 
 /// Places an element's error inside the batch: its path is prefixed with the element index.
@@ -235,7 +278,7 @@ fn respond(outcome: &ProduceOutcome, is_batch: bool) -> Response {
         Some(error) => {
             body.extend_from_slice(b",\"error\":");
             serde_json::to_writer(&mut body, &error_json(error)).expect("writing to a Vec cannot fail");
-            status_for(error.kind)
+            status_of(error)
         }
         None => StatusCode::OK,
     };

@@ -9,21 +9,15 @@
 //! refresh them every few seconds.
 
 use kafka_protocol::ResponseError;
-use weft_core::guard::{AuthzAction, AuthzResource, Caller, is_system_stream};
+use weft_core::guard::{AuthzAction, AuthzResource, Caller};
 
 use crate::Context;
 
 /// A refusal: the Kafka error code and the message (the action and resource only).
 pub type Denial = (i16, String);
 
-/// May `caller` produce to `stream`?
+/// May `caller` produce to `stream`? (The guard refuses Weft's own streams to everyone.)
 pub async fn produce_to_stream(context: &Context, caller: &Caller, stream: &str) -> Result<(), Denial> {
-    if is_system_stream(stream) {
-        return Err((
-            ResponseError::TopicAuthorizationFailed.code(),
-            format!("{stream} is written by Weft itself; clients cannot produce to it"),
-        ));
-    }
     on_stream(context, caller, AuthzAction::Produce, stream).await
 }
 
@@ -53,8 +47,7 @@ pub async fn consume_group(context: &Context, caller: &Caller, group: &str) -> R
 
 /// May `caller` see `stream` in listings (not audited: a filter, not a request)?
 pub fn sees_stream(context: &Context, caller: &Caller, stream: &str) -> bool {
-    !is_system_stream(stream)
-        && context.broker.guard().check(caller, AuthzAction::ReadCatalog, &AuthzResource::Stream(stream.to_string())).is_ok()
+    context.broker.guard().check(caller, AuthzAction::ReadCatalog, &AuthzResource::Stream(stream.to_string())).is_ok()
 }
 
 /// May `caller` see group `group` in ListGroups (not audited)?

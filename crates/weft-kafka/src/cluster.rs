@@ -165,7 +165,7 @@ fn topic_configs(stream: &Stream) -> Vec<(&'static str, String, bool)> {
         ("retention.bytes", retention_bytes, from_stream),
         ("retention.ms", retention_ms, from_stream),
         ("segment.bytes", config.segment_bytes.to_string(), from_stream),
-        ("weft.fsync", config.fsync.clone(), from_stream),
+        ("weft.fsync", config.fsync.to_string(), from_stream),
     ]
 }
 

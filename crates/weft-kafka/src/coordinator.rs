@@ -703,7 +703,7 @@ mod tests {
                 key: None,
                 retention_ms: None,
                 retention_bytes: None,
-                fsync: "never".into(),
+                fsync: weft_log::FsyncPolicy::Never,
                 segment_bytes: weft_log::SEGMENT_BYTES_DEFAULT,
                 created_at_ms: 0,
             })

@@ -9,7 +9,7 @@ pub fn partition_error_code(error: &Error) -> i16 {
     let kafka = match error.kind {
         Kind::NotFound => ResponseError::UnknownTopicOrPartition,
         Kind::OutOfRange => ResponseError::OffsetOutOfRange,
-        Kind::Invalid | Kind::UnsupportedMediaType => ResponseError::CorruptMessage,
+        Kind::Invalid => ResponseError::CorruptMessage,
         Kind::TooLarge => ResponseError::MessageTooLarge,
         Kind::StorageFull | Kind::Unavailable => ResponseError::KafkaStorageError,
         Kind::Conflict | Kind::Internal => ResponseError::UnknownServerError,

@@ -26,9 +26,8 @@ use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, Partition
 use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse};
 use kafka_protocol::messages::{FetchRequest, FetchResponse, ListOffsetsRequest, ListOffsetsResponse, TopicName};
 use weft_core::guard::{Caller, Masker};
-use weft_core::{Error, Stream};
+use weft_core::{Broker, Stream};
 use weft_log::batch::{BatchBuilder, BatchError, BatchView, Compression, set_producer};
-use weft_log::{LogError, PartitionLog};
 
 use crate::errors::partition_error_code;
 use crate::{Context, authz};
@@ -47,8 +46,8 @@ struct FetchTarget {
     partition: i32,
     offset: i64,
     max_bytes: usize,
-    /// The partition's log, or the error code that answers for it.
-    log: Result<(Arc<Stream>, Arc<PartitionLog>), i16>,
+    /// The stream and partition to read, or the error code that answers for it.
+    log: Result<(Arc<Stream>, u32), i16>,
     /// Set when the caller may not see the stream's classified fields in clear.
     masker: Option<Arc<Masker>>,
 }
@@ -77,10 +76,13 @@ pub async fn fetch(context: &Context, caller: &Caller, version: i16, request: Fe
             let log = match &stream {
                 _ if denied.is_some() => Err(denied.unwrap_or_default()),
                 Err(error) => Err(partition_error_code(error)),
-                Ok(stream) => match stream.partition(u32::try_from(partition.partition).unwrap_or(u32::MAX)) {
-                    Ok(log) => Ok((Arc::clone(stream), Arc::clone(log))),
-                    Err(error) => Err(partition_error_code(&error)),
-                },
+                Ok(stream) => {
+                    let index = u32::try_from(partition.partition).unwrap_or(u32::MAX);
+                    match stream.partition_stats(index) {
+                        Ok(_) => Ok((Arc::clone(stream), index)),
+                        Err(error) => Err(partition_error_code(&error)),
+                    }
+                }
             };
             targets.push(FetchTarget {
                 topic: topic.topic.clone(),
@@ -104,8 +106,8 @@ pub async fn fetch(context: &Context, caller: &Caller, version: i16, request: Fe
     let targets = Arc::new(targets);
     loop {
         let pass = {
-            let targets = Arc::clone(&targets);
-            tokio::task::spawn_blocking(move || read_pass(&targets, response_bytes_max)).await
+            let (targets, broker) = (Arc::clone(&targets), Arc::clone(&context.broker));
+            tokio::task::spawn_blocking(move || read_pass(&broker, &targets, response_bytes_max)).await
         };
         let Ok((partitions, total_bytes, any_error)) = pass else {
             return FetchResponse::default().with_error_code(ResponseError::UnknownServerError.code());
@@ -134,21 +136,30 @@ struct PartitionRead {
 }
 
 /// Reads every target once, within the response budget; blocking (file reads).
-fn read_pass(targets: &[FetchTarget], response_bytes_max: usize) -> (Vec<PartitionRead>, usize, bool) {
+fn read_pass(broker: &Broker, targets: &[FetchTarget], response_bytes_max: usize) -> (Vec<PartitionRead>, usize, bool) {
     let mut remaining = response_bytes_max;
     let mut total_bytes = 0usize;
     let mut any_error = false;
     let mut reads = Vec::with_capacity(targets.len());
     for target in targets {
-        let log = match &target.log {
-            Ok((_, log)) => log,
+        let (stream, partition) = match &target.log {
+            Ok((stream, partition)) => (stream, *partition),
             Err(error_code) => {
                 any_error = true;
                 reads.push(PartitionRead { error_code: *error_code, records: None, high_watermark: -1, log_start_offset: -1 });
                 continue;
             }
         };
-        let stats = log.stats();
+        let Ok(stats) = broker.partition_stats(stream, partition) else {
+            any_error = true;
+            reads.push(PartitionRead {
+                error_code: ResponseError::UnknownTopicOrPartition.code(),
+                records: None,
+                high_watermark: -1,
+                log_start_offset: -1,
+            });
+            continue;
+        };
         let mut read = PartitionRead {
             error_code: 0,
             records: Some(Bytes::new()),
@@ -159,13 +170,14 @@ fn read_pass(targets: &[FetchTarget], response_bytes_max: usize) -> (Vec<Partiti
             read.error_code = ResponseError::OffsetOutOfRange.code();
             any_error = true;
         } else if remaining > 0 || total_bytes == 0 {
-            match log.read(target.offset as u64, target.max_bytes.min(remaining.max(1))) {
-                Ok(mut chunk) => {
-                    read.high_watermark = chunk.visible_next_offset as i64;
-                    read.log_start_offset = chunk.log_start_offset as i64;
+            match broker.read_batches_blocking(stream, partition, target.offset as u64, target.max_bytes.min(remaining.max(1))) {
+                Ok(fetched) => {
+                    read.high_watermark = fetched.visible_next_offset as i64;
+                    read.log_start_offset = fetched.log_start_offset as i64;
+                    let mut bytes = fetched.into_bytes();
                     if let Some(masker) = &target.masker {
-                        match mask_batches(&chunk.bytes, masker) {
-                            Ok(masked) => chunk.bytes = masked,
+                        match mask_batches(&bytes, masker) {
+                            Ok(masked) => bytes = masked,
                             Err(error) => {
                                 tracing::error!(topic = %target.topic.0.as_str(), partition = target.partition, %error, "cannot mask stored batches");
                                 read.error_code = ResponseError::KafkaStorageError.code();
@@ -177,20 +189,15 @@ fn read_pass(targets: &[FetchTarget], response_bytes_max: usize) -> (Vec<Partiti
                     }
                     // The first batch may exceed the budget (so a large batch is never stuck);
                     // after that, a partition whose data does not fit waits for the next fetch.
-                    if total_bytes == 0 || chunk.bytes.len() <= remaining {
-                        total_bytes += chunk.bytes.len();
-                        remaining = remaining.saturating_sub(chunk.bytes.len());
-                        read.records = Some(Bytes::from(chunk.bytes));
+                    if total_bytes == 0 || bytes.len() <= remaining {
+                        total_bytes += bytes.len();
+                        remaining = remaining.saturating_sub(bytes.len());
+                        read.records = Some(Bytes::from(bytes));
                     }
                 }
-                Err(LogError::OffsetOutOfRange { log_start_offset, next_offset, .. }) => {
-                    read.error_code = ResponseError::OffsetOutOfRange.code();
-                    read.high_watermark = next_offset as i64;
-                    read.log_start_offset = log_start_offset as i64;
-                    any_error = true;
-                }
                 Err(error) => {
-                    read.error_code = partition_error_code(&Error::from(error));
+                    // Out of range answers with the partition's current bounds (read above).
+                    read.error_code = partition_error_code(&error);
                     any_error = true;
                 }
             }
@@ -234,37 +241,32 @@ pub async fn list_offsets(context: &Context, caller: &Caller, version: i16, requ
             let log = match &stream {
                 _ if denied.is_some() => Err(denied.unwrap_or_default()),
                 Err(error) => Err(partition_error_code(error)),
-                Ok(stream) => match stream.partition(u32::try_from(requested.partition_index).unwrap_or(u32::MAX)) {
-                    Ok(log) => Ok(Arc::clone(log)),
-                    Err(error) => Err(partition_error_code(&error)),
-                },
+                Ok(stream) => {
+                    let index = u32::try_from(requested.partition_index).unwrap_or(u32::MAX);
+                    match stream.partition_stats(index) {
+                        Ok(_) => Ok((Arc::clone(stream), index)),
+                        Err(error) => Err(partition_error_code(&error)),
+                    }
+                }
             };
             match log {
                 Err(error_code) => {
                     response.error_code = error_code;
                     response.offset = -1;
                 }
-                Ok(log) => {
-                    let timestamp = requested.timestamp;
-                    let found = tokio::task::spawn_blocking(move || offset_for(&log, timestamp)).await;
-                    match found {
-                        Ok(Ok((offset, timestamp))) => {
-                            response.offset = offset;
-                            response.timestamp = timestamp;
-                            if version >= 4 {
-                                response.leader_epoch = 0;
-                            }
-                        }
-                        Ok(Err(error_code)) => {
-                            response.error_code = error_code;
-                            response.offset = -1;
-                        }
-                        Err(_) => {
-                            response.error_code = ResponseError::UnknownServerError.code();
-                            response.offset = -1;
+                Ok((stream, partition)) => match offset_for(&context.broker, &stream, partition, requested.timestamp).await {
+                    Ok((offset, timestamp)) => {
+                        response.offset = offset;
+                        response.timestamp = timestamp;
+                        if version >= 4 {
+                            response.leader_epoch = 0;
                         }
                     }
-                }
+                    Err(error_code) => {
+                        response.error_code = error_code;
+                        response.offset = -1;
+                    }
+                },
             }
             partitions.push(response);
         }
@@ -273,30 +275,22 @@ pub async fn list_offsets(context: &Context, caller: &Caller, version: i16, requ
     ListOffsetsResponse::default().with_topics(topics)
 }
 
-/// (offset, timestamp) for a ListOffsets query; blocking.
-fn offset_for(log: &PartitionLog, timestamp: i64) -> Result<(i64, i64), i16> {
-    let stats = log.stats();
+/// (offset, timestamp) for a ListOffsets query.
+async fn offset_for(broker: &Broker, stream: &Arc<Stream>, partition: u32, timestamp: i64) -> Result<(i64, i64), i16> {
+    let stats = broker.partition_stats(stream, partition).map_err(|error| partition_error_code(&error))?;
     match timestamp {
         LIST_OFFSETS_LATEST => Ok((stats.visible_next_offset as i64, -1)),
         LIST_OFFSETS_EARLIEST => Ok((stats.log_start_offset as i64, -1)),
         timestamp if timestamp >= 0 => {
-            let found = log.offset_for_timestamp(timestamp).map_err(|error| partition_error_code(&Error::from(error)))?;
+            let found = broker.offset_for_time(stream, partition, timestamp).await.map_err(|error| partition_error_code(&error))?;
             match found {
                 // Kafka answers -1 when every record is older than the timestamp.
                 None => Ok((-1, -1)),
-                Some(offset) => Ok((offset as i64, record_timestamp(log, offset).unwrap_or(timestamp))),
+                Some(offset) => Ok((offset as i64, broker.record_timestamp(stream, partition, offset).await.unwrap_or(timestamp))),
             }
         }
         _ => Err(ResponseError::InvalidRequest.code()),
     }
-}
-
-/// The timestamp of the record at `offset` (decompressing its batch if needed).
-fn record_timestamp(log: &PartitionLog, offset: u64) -> Option<i64> {
-    let chunk = log.read(offset, 1).ok()?;
-    let batch = BatchView::parse(&chunk.bytes).ok()?;
-    let data = batch.decompress_records().ok()?;
-    batch.records_in(&data).filter_map(Result::ok).find(|record| record.offset >= offset).map(|record| record.timestamp_ms)
 }
 
 /// Re-encodes stored batches with every record value masked. Offsets, timestamps, keys and

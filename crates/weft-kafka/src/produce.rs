@@ -27,10 +27,10 @@ use kafka_protocol::ResponseError;
 use kafka_protocol::messages::produce_response::{BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProduceRequest, ProduceResponse, ProducerId};
 use weft_core::guard::Caller;
-use weft_core::kafka_support::{RefusedRecord, reason_line};
+use weft_core::kafka_support::RefusedRecord;
 use weft_core::stream::Governance;
-use weft_core::{ProduceContext, Stream};
-use weft_log::batch::{BATCH_BYTES_MAX, BatchError, BatchView, Compression, ProducerStamp, Record};
+use weft_core::{ProduceContext, Stream, VerifiedBatch};
+use weft_log::batch::{BATCH_BYTES_MAX, BatchError, ProducerStamp, Record};
 
 use crate::cluster::str_bytes;
 use crate::errors::partition_error_code;
@@ -245,6 +245,9 @@ impl From<(i16, String)> for Refusal {
 type PartitionOutcome = Result<(u64, u64), Refusal>;
 
 /// Checks and appends one partition's batch; returns (base offset, log start offset).
+/// The batch is verified once (framing, checksum, decompression within bounds, every record),
+/// on a blocking thread and, on a governed stream, validated against the contract in the same
+/// pass; the verified batch then goes to the log without being parsed again.
 async fn produce_partition(
     context: &Context,
     caller: &Caller,
@@ -253,11 +256,10 @@ async fn produce_partition(
     records: Option<Bytes>,
 ) -> PartitionOutcome {
     let corrupt = |message: String| (ResponseError::CorruptMessage.code(), message);
-    let log = u32::try_from(partition)
+    let partition = u32::try_from(partition)
         .ok()
-        .and_then(|partition| stream.partition(partition).ok())
+        .filter(|&partition| stream.partition_stats(partition).is_ok())
         .ok_or((ResponseError::UnknownTopicOrPartition.code(), format!("partition {partition} does not exist")))?;
-    let partition = partition as u32;
     let records = records.ok_or_else(|| corrupt("produce request without records".into()))?;
     if records.len() > BATCH_BYTES_MAX {
         return Err(Refusal::new(
@@ -265,14 +267,18 @@ async fn produce_partition(
             format!("batch of {} bytes is over {BATCH_BYTES_MAX}", records.len()),
         ));
     }
-    let (stamp, n_records) = check_batch(&records)?;
-    if let Some(governance) = stream.governance() {
-        validate_batch(context, caller, stream, governance, records.clone()).await?;
+    let governance = stream.governance();
+    let (batch, refused) = verify_batch(context, stream, governance.clone(), records).await?;
+    if let Some(governance) = governance
+        && !refused.is_empty()
+    {
+        return Err(refuse_invalid_records(context, caller, stream, &governance, &batch, refused).await);
     }
+    let (stamp, n_records) = (batch.producer(), batch.n_records());
     let producer = ProduceContext { producer: caller.principal.clone() };
-    let log_start_offset = || log.stats().log_start_offset;
+    let log_start_offset = || stream.partition_stats(partition).map_or(0, |stats| stats.log_start_offset);
     if stamp.producer_id < 0 {
-        let appended = context.broker.append_batch_as(stream, partition, records.to_vec(), &producer).await;
+        let appended = context.broker.append_batch_as(stream, partition, batch, &producer).await;
         return appended
             .map(|appended| (appended.base_offset, log_start_offset()))
             .map_err(|error| Refusal::new(partition_error_code(&error), error.message));
@@ -292,7 +298,7 @@ async fn produce_partition(
         SequenceCheck::Append => {
             let appended = context
                 .broker
-                .append_batch_as(stream, partition, records.to_vec(), &producer)
+                .append_batch_as(stream, partition, batch, &producer)
                 .await
                 .map_err(|error| Refusal::new(partition_error_code(&error), error.message))?;
             state.remember(stamp, n_records, appended.base_offset);
@@ -301,91 +307,88 @@ async fn produce_partition(
     }
 }
 
-/// Validates every record of a batch produced to a governed stream against its contract
-/// (on a blocking thread: decompression and validation are CPU work). If any record fails,
-/// the batch is refused as a whole with INVALID_RECORD, as Kafka refuses batches that fail
-/// broker-side validation, and the failing records go to the dead-letter stream with their
-/// reasons, exactly as over HTTP. The records that passed are not stored: the producer
-/// resends them.
-async fn validate_batch(
+/// A record a contract refused: its index in the batch and why.
+type RecordRefusal = (usize, weft_core::Error);
+
+/// Verifies a produced batch once, on a blocking thread: exactly one well-formed RecordBatch
+/// v2, not transactional, whose records (decompressed within bounds) all decode with offset
+/// deltas 0, 1, 2, ...; on a governed stream every record value is validated against the
+/// contract in the same pass, and the refused ones are returned.
+async fn verify_batch(
+    context: &Context,
+    stream: &Arc<Stream>,
+    governance: Option<Arc<Governance>>,
+    records: Bytes,
+) -> Result<(VerifiedBatch, Vec<RecordRefusal>), Refusal> {
+    let broker = Arc::clone(&context.broker);
+    let task_stream = Arc::clone(stream);
+    tokio::task::spawn_blocking(move || {
+        let mut refused: Vec<RecordRefusal> = Vec::new();
+        let batch = VerifiedBatch::verify_visiting(records.to_vec(), |record_idx, record| {
+            if let Some(governance) = &governance
+                && let Err(error) = broker.check_kafka_value(&task_stream, governance, record.value)
+            {
+                refused.push((record_idx, error));
+            }
+        })
+        .map_err(|error| match error {
+            BatchError::DecompressedTooLarge { .. } => Refusal::new(ResponseError::MessageTooLarge.code(), error.to_string()),
+            BatchError::TrailingBytes { .. } => {
+                Refusal::new(ResponseError::InvalidRecord.code(), "a produce request carries exactly one record batch per partition".into())
+            }
+            BatchError::ReservedAttributes(_) => {
+                Refusal::new(ResponseError::InvalidRecord.code(), format!("record batch refused: {error}"))
+            }
+            other => Refusal::new(ResponseError::CorruptMessage.code(), format!("record batch refused: {other}")),
+        })?;
+        let view = batch.view();
+        if view.is_transactional() || view.is_control() {
+            return Err(Refusal::new(ResponseError::InvalidRecord.code(), "transactional and control batches are not supported".into()));
+        }
+        Ok((batch, refused))
+    })
+    .await
+    .map_err(|error| Refusal::new(ResponseError::UnknownServerError.code(), format!("verification task failed: {error}")))?
+}
+
+/// A batch with records its contract refused is refused as a whole with INVALID_RECORD, as
+/// Kafka refuses batches that fail broker-side validation, and the failing records go to the
+/// dead-letter stream with their reasons, exactly as over HTTP. The records that passed are
+/// not stored: the producer resends them.
+async fn refuse_invalid_records(
     context: &Context,
     caller: &Caller,
     stream: &Arc<Stream>,
-    governance: Arc<Governance>,
-    records: Bytes,
-) -> Result<(), Refusal> {
-    let broker = Arc::clone(&context.broker);
-    let (task_stream, task_governance, task_records) = (Arc::clone(stream), Arc::clone(&governance), records.clone());
-    let refused = tokio::task::spawn_blocking(move || {
-        let batch = BatchView::parse(&task_records).map_err(|error| error.to_string())?;
-        let data = batch.decompress_records().map_err(|error| error.to_string())?;
-        let mut refused: Vec<(usize, weft_core::Error)> = Vec::new();
-        for (record_idx, record) in batch.records_in(&data).enumerate() {
-            let record = record.map_err(|error| error.to_string())?;
-            if let Err(error) = broker.check_kafka_value(&task_stream, &task_governance, record.value) {
-                refused.push((record_idx, error));
-            }
-        }
-        Ok::<_, String>(refused)
-    })
-    .await
-    .map_err(|error| Refusal::new(ResponseError::UnknownServerError.code(), format!("validation task failed: {error}")))?
-    .map_err(|message| Refusal::new(ResponseError::CorruptMessage.code(), message))?;
-    if refused.is_empty() {
-        return Ok(());
-    }
+    governance: &Governance,
+    batch: &VerifiedBatch,
+    refused: Vec<RecordRefusal>,
+) -> Refusal {
     let record_errors: Vec<(i32, String)> = refused.iter().map(|(record_idx, error)| (*record_idx as i32, reason_line(error))).collect();
     let mut message = record_errors[0].1.clone();
     if record_errors.len() > 1 {
         message.push_str(&format!(" (and {} more invalid records)", record_errors.len() - 1));
     }
-    // Decode again to borrow the refused records (only on this refusal path).
-    let batch = BatchView::parse(&records).map_err(|error| Refusal::new(ResponseError::CorruptMessage.code(), error.to_string()))?;
-    let data = batch.decompress_records().map_err(|error| Refusal::new(ResponseError::CorruptMessage.code(), error.to_string()))?;
-    let decoded: Vec<Record<'_>> = batch.records_in(&data).filter_map(Result::ok).collect();
+    // Borrow the refused records from the verified batch (decoding only, on this refusal path).
+    let decoded: Vec<Record<'_>> = batch.records().filter_map(Result::ok).collect();
     let letters: Vec<RefusedRecord<'_>> = refused
         .into_iter()
         .filter_map(|(record_idx, error)| decoded.get(record_idx).map(|record| RefusedRecord { record, error }))
         .collect();
-    if let Err(error) = context.broker.append_kafka_dead_letters(&governance, &letters, &caller.principal).await {
+    if let Err(error) = context.broker.append_kafka_dead_letters(governance, &letters, &caller.principal).await {
         // Nothing may be dropped silently: without its dead letters the batch is refused as a
         // storage failure, and the producer retries.
         tracing::error!(stream = stream.name(), %error, "dead letters could not be stored");
-        return Err(Refusal::new(partition_error_code(&error), format!("dead letters could not be stored: {}", error.message)));
+        return Refusal::new(partition_error_code(&error), format!("dead letters could not be stored: {}", error.message));
     }
-    Err(Refusal { error_code: ResponseError::InvalidRecord.code(), message, record_errors })
+    Refusal { error_code: ResponseError::InvalidRecord.code(), message, record_errors }
 }
 
-/// Checks a produced batch before it is stored: exactly one well-formed RecordBatch v2, not
-/// transactional, whose records (decompressed if needed) all decode with offset deltas
-/// 0, 1, 2, ... so that HTTP readers can read every record the log accepts.
-fn check_batch(records: &[u8]) -> Result<(ProducerStamp, u32), (i16, String)> {
-    let corrupt = |message: String| (ResponseError::CorruptMessage.code(), message);
-    let batch = BatchView::parse(records).map_err(|error| corrupt(format!("record batch refused: {error}")))?;
-    if batch.len() != records.len() {
-        return Err((ResponseError::InvalidRecord.code(), "a produce request carries exactly one record batch per partition".into()));
+/// `code at /pointer: message`, the one-line reason a Kafka client is told.
+pub fn reason_line(error: &weft_core::Error) -> String {
+    match error.path.as_deref() {
+        Some(path) if !path.is_empty() => format!("{} at {path}: {}", error.code, error.message),
+        _ => format!("{}: {}", error.code, error.message),
     }
-    if batch.is_transactional() || batch.is_control() {
-        return Err((ResponseError::InvalidRecord.code(), "transactional and control batches are not supported".into()));
-    }
-    if batch.compression() != Compression::None {
-        let data = batch.decompress_records().map_err(|error| match error {
-            BatchError::DecompressedTooLarge { .. } => (ResponseError::MessageTooLarge.code(), error.to_string()),
-            other => corrupt(other.to_string()),
-        })?;
-        let mut n_records = 0u32;
-        for (record_idx, record) in batch.records_in(&data).enumerate() {
-            let record = record.map_err(|error| corrupt(error.to_string()))?;
-            if record.offset != batch.base_offset() + record_idx as u64 {
-                return Err(corrupt(format!("record {record_idx}: offset delta out of sequence")));
-            }
-            n_records += 1;
-        }
-        if n_records != batch.record_count() {
-            return Err(corrupt("fewer records than the count says".into()));
-        }
-    }
-    Ok((batch.producer(), batch.record_count()))
 }
 
 #[cfg(test)]
@@ -441,7 +444,7 @@ schema:
         assert!(message.starts_with("contract.type_mismatch at /amount: "), "{message}");
         assert_eq!(partition.record_errors.len(), 1);
         assert_eq!(partition.record_errors[0].batch_index, 1);
-        assert_eq!(broker.stream("payments").unwrap().partition(0).unwrap().stats().visible_next_offset, 0, "nothing stored");
+        assert_eq!(broker.stream("payments").unwrap().partition_stats(0).unwrap().visible_next_offset, 0, "nothing stored");
         let letters = broker.dead_letters("payments", None, 10).await.unwrap();
         assert_eq!(letters.len(), 1);
         assert_eq!((letters[0].reason.as_str(), letters[0].producer.as_str()), ("contract.type_mismatch", "admin"));

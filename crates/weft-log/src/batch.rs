@@ -44,6 +44,11 @@ const ATTRIBUTE_COMPRESSION_MASK: i16 = 0x07;
 const ATTRIBUTE_TIMESTAMP_LOG_APPEND: i16 = 0x08;
 const ATTRIBUTE_TRANSACTIONAL: i16 = 0x10;
 const ATTRIBUTE_CONTROL: i16 = 0x20;
+/// Attribute bit that Weft sets on batches it encoded itself after checking that every record
+/// whose content type is JSON holds valid UTF-8 JSON, so readers render those values as they
+/// are instead of parsing them again. Kafka leaves bits 7 to 15 unused; a batch from outside
+/// with this bit set is refused (`VerifiedBatch::verify`), so it cannot be forged.
+pub const ATTRIBUTE_WEFT_JSON_CHECKED: i16 = 0x4000;
 
 /// Why a byte range is not a well-formed batch.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -66,6 +71,10 @@ pub enum BatchError {
     BadCompressedData { codec: &'static str, reason: String },
     #[error("batch decompresses to more than {limit_bytes} bytes")]
     DecompressedTooLarge { limit_bytes: usize },
+    #[error("{total_bytes} bytes hold a batch of {batch_bytes} bytes and something after it")]
+    TrailingBytes { batch_bytes: usize, total_bytes: usize },
+    #[error("batch sets attribute bits {0:#06x}, which are reserved")]
+    ReservedAttributes(i16),
 }
 
 /// Compression codec named by a batch's attributes.
@@ -160,6 +169,13 @@ impl<'a> BatchView<'a> {
         Ok(view)
     }
 
+    /// Views a batch that was checked before (by `parse` when the log read it, or when it was
+    /// verified on the way in), without checking it again.
+    pub(crate) fn unchecked(bytes: &'a [u8]) -> Self {
+        debug_assert!(batch_total_len(bytes).is_ok_and(|total| total == bytes.len()), "one whole batch");
+        Self { bytes }
+    }
+
     pub fn as_bytes(&self) -> &'a [u8] {
         self.bytes
     }
@@ -193,6 +209,10 @@ impl<'a> BatchView<'a> {
     }
     pub fn is_control(&self) -> bool {
         self.attributes() & ATTRIBUTE_CONTROL != 0
+    }
+    /// Did Weft encode this batch after checking that its JSON values are valid UTF-8 JSON?
+    pub fn is_json_checked(&self) -> bool {
+        self.attributes() & ATTRIBUTE_WEFT_JSON_CHECKED != 0
     }
     pub fn is_transactional(&self) -> bool {
         self.attributes() & ATTRIBUTE_TRANSACTIONAL != 0
@@ -508,6 +528,7 @@ pub struct BatchBuilder {
     base_timestamp: i64,
     max_timestamp: i64,
     n_records: u32,
+    attributes: i16,
 }
 
 impl BatchBuilder {
@@ -518,7 +539,7 @@ impl BatchBuilder {
     pub fn with_capacity(base_timestamp_ms: i64, capacity_bytes: usize) -> Self {
         let mut buf = Vec::with_capacity(capacity_bytes.max(BATCH_HEADER_BYTES));
         buf.resize(BATCH_HEADER_BYTES, 0);
-        Self { buf, base_offset: 0, base_timestamp: base_timestamp_ms, max_timestamp: base_timestamp_ms, n_records: 0 }
+        Self { buf, base_offset: 0, base_timestamp: base_timestamp_ms, max_timestamp: base_timestamp_ms, n_records: 0, attributes: 0 }
     }
 
     /// Writes `base_offset` into the finished batch instead of 0: for re-encoding a stored
@@ -527,6 +548,14 @@ impl BatchBuilder {
     /// which is what every stored batch has. The log ignores this field on append.
     pub fn with_base_offset(mut self, base_offset: u64) -> Self {
         self.base_offset = base_offset;
+        self
+    }
+
+    /// Marks the batch as holding only JSON values that were checked (valid UTF-8 JSON) for
+    /// records whose content type is JSON: readers then render those values as they are.
+    /// Only for values the caller has checked; see `ATTRIBUTE_WEFT_JSON_CHECKED`.
+    pub fn json_checked(mut self) -> Self {
+        self.attributes |= ATTRIBUTE_WEFT_JSON_CHECKED;
         self
     }
 
@@ -580,7 +609,7 @@ impl BatchBuilder {
         buf[OFFSET_BATCH_LENGTH..OFFSET_BATCH_LENGTH + 4].copy_from_slice(&batch_length.to_be_bytes());
         buf[OFFSET_LEADER_EPOCH..OFFSET_LEADER_EPOCH + 4].copy_from_slice(&0i32.to_be_bytes());
         buf[OFFSET_MAGIC] = MAGIC_V2 as u8;
-        buf[OFFSET_ATTRIBUTES..OFFSET_ATTRIBUTES + 2].copy_from_slice(&0i16.to_be_bytes());
+        buf[OFFSET_ATTRIBUTES..OFFSET_ATTRIBUTES + 2].copy_from_slice(&self.attributes.to_be_bytes());
         let last_offset_delta = (self.n_records - 1) as i32;
         buf[OFFSET_LAST_OFFSET_DELTA..OFFSET_LAST_OFFSET_DELTA + 4].copy_from_slice(&last_offset_delta.to_be_bytes());
         buf[OFFSET_BASE_TIMESTAMP..OFFSET_BASE_TIMESTAMP + 8].copy_from_slice(&self.base_timestamp.to_be_bytes());
@@ -593,6 +622,11 @@ impl BatchBuilder {
         let crc = crc32c::crc32c(&buf[OFFSET_ATTRIBUTES..]);
         buf[OFFSET_CRC..OFFSET_CRC + 4].copy_from_slice(&crc.to_be_bytes());
         self.buf
+    }
+
+    /// `finish`, as a batch the log accepts without checking it again (Weft encoded it).
+    pub fn finish_verified(self) -> crate::VerifiedBatch {
+        crate::VerifiedBatch::trusted(self.finish())
     }
 }
 

@@ -4,8 +4,9 @@
 //! RecordBatch v2 batches plus a sparse offset index and time index.
 //! The byte layout and the commit protocol are written down in `FORMAT.md` beside this crate.
 //!
-//! This crate owns: the batch byte format (`batch`), segments and their indexes (`segment`),
-//! and one partition's append, group commit, reads, recovery and retention (`partition`).
+//! This crate owns: the batch byte format (`batch`), the once-checked batch that travels from an
+//! edge to the log (`VerifiedBatch`), segments and their indexes (`segment`), and one
+//! partition's append, group commit, reads, recovery and retention (`partition`).
 //! It does not know about streams, HTTP, JSON, CloudEvents, contracts or Kafka's wire
 //! protocol: those live above it, in `weft-core` and the edge crates.
 //!
@@ -16,13 +17,17 @@
 
 pub mod batch;
 mod partition;
+mod read_only;
 mod segment;
+mod verified;
 
 use std::io;
 use std::str::FromStr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 pub use partition::{Appended, PartitionLog, PartitionStats, ReadChunk, RecoveryReport};
+pub use read_only::{ScanReport, ScanStop, scan_partition_read_only};
+pub use verified::VerifiedBatch;
 
 /// Largest segment size a configuration may ask for: index positions are 32-bit.
 pub const SEGMENT_BYTES_MAX_LIMIT: u64 = (1 << 31) - 1;

@@ -16,7 +16,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use crate::batch::{BATCH_BYTES_MAX, BATCH_LENGTH_PREFIX_BYTES, BatchError, BatchView, batch_total_len, set_base_offset};
 use crate::segment::{IndexEntry, Segment, parse_log_file_name, read_exact_at, sync_dir};
-use crate::{Clock, FsyncPolicy, LogConfig, LogError};
+use crate::{Clock, FsyncPolicy, LogConfig, LogError, VerifiedBatch};
 
 /// Extra bytes read past a fetch's budget so the batch that crosses it can be returned whole.
 const READ_SLACK_BYTES: usize = 64 * 1024;
@@ -38,6 +38,23 @@ pub struct ReadChunk {
     pub log_start_offset: u64,
     /// The high watermark: offsets below it are readable.
     pub visible_next_offset: u64,
+}
+
+impl ReadChunk {
+    /// The batches of this chunk, in order. `PartitionLog::read` checked each of them (framing
+    /// and checksum) when it read them, so they are not checked again.
+    pub fn batches(&self) -> impl Iterator<Item = BatchView<'_>> {
+        let mut cursor = 0;
+        std::iter::from_fn(move || {
+            if cursor >= self.bytes.len() {
+                return None;
+            }
+            let total = batch_total_len(&self.bytes[cursor..]).expect("read returns whole batches");
+            let view = BatchView::unchecked(&self.bytes[cursor..cursor + total]);
+            cursor += total;
+            Some(view)
+        })
+    }
 }
 
 /// What recovery found when the partition was opened.
@@ -179,24 +196,29 @@ impl PartitionLog {
         }
     }
 
-    /// Appends one encoded batch (its base offset is overwritten) and returns once it is
-    /// as durable as the fsync policy promises. The batch is checked before it is written.
+    /// Checks raw batch bytes once (`VerifiedBatch::verify`) and appends them like
+    /// `append_verified`: for callers that hold bytes from outside.
     pub fn append(&self, batch: Vec<u8>) -> Result<Appended, LogError> {
+        self.append_verified(VerifiedBatch::verify(batch)?)
+    }
+
+    /// Appends one verified batch (its base offset is overwritten) and returns once it is
+    /// as durable as the fsync policy promises.
+    pub fn append_verified(&self, batch: VerifiedBatch) -> Result<Appended, LogError> {
         let appended = self.append_unsynced(batch)?;
         self.wait_durable(appended.last_offset + 1)?;
         Ok(appended)
     }
 
-    /// Writes one batch like `append` but returns before the fsync: the caller must call
-    /// `wait_durable` before acknowledging it. Under `always` the batch stays invisible to
+    /// Writes one batch like `append_verified` but returns before the fsync: the caller must
+    /// call `wait_durable` before acknowledging it. Under `always` the batch stays invisible to
     /// readers until then. Lets a caller write to several partitions and then wait for all
-    /// their fsyncs from one thread.
-    pub fn append_unsynced(&self, mut batch: Vec<u8>) -> Result<Appended, LogError> {
-        let view = BatchView::parse(&batch)?;
-        view.check_records()?;
-        let n_records = view.record_count() as u64;
-        let batch_max_timestamp = view.max_timestamp();
-        let batch_len = batch.len() as u64;
+    /// their fsyncs. The batch was checked once on its way in and is not parsed again here.
+    /// Blocking: it writes to the segment file and may roll (fsync) a segment.
+    pub fn append_unsynced(&self, mut batch: VerifiedBatch) -> Result<Appended, LogError> {
+        let n_records = batch.n_records() as u64;
+        let batch_max_timestamp = batch.max_timestamp();
+        let batch_len = batch.len_bytes() as u64;
         let appended = {
             let mut inner = self.lock_inner();
             if let Some(reason) = &inner.poisoned {
@@ -205,11 +227,11 @@ impl PartitionLog {
             let now_ms = self.clock.now_ms();
             self.roll_if_needed(&mut inner, batch_len, now_ms)?;
             let base_offset = inner.next_offset;
-            set_base_offset(&mut batch, base_offset);
+            set_base_offset(batch.bytes_mut(), base_offset);
             let index_interval_bytes = inner.config.index_interval_bytes;
             let segment = inner.active_mut();
             let position = segment.size_bytes;
-            if let Err(error) = segment.file.write_all_at(&batch, position) {
+            if let Err(error) = segment.file.write_all_at(batch.as_bytes(), position) {
                 // Cut off whatever part of the batch reached the file, so the log stays a
                 // sequence of complete batches; if even that fails, stop writing here.
                 let file = Arc::clone(&segment.file);

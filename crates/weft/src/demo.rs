@@ -232,6 +232,9 @@ pub async fn run(broker: Arc<Broker>, mut stop: tokio::sync::watch::Receiver<boo
     tracing::info!(n_events, "demo generator stopped");
 }
 
+/// Bytes the demo reader reads per partition and poll.
+const READER_READ_BYTES: usize = 64 * 1024;
+
 /// One poll of the demo reader: takes a few orders and commits past them.
 async fn read_some_orders(broker: &Broker, sales: &Arc<weft_core::Stream>) {
     let assignment = match broker.groups().poll(DEMO_GROUP, sales, DEMO_MEMBER, 30_000, OffsetReset::Earliest) {
@@ -243,10 +246,10 @@ async fn read_some_orders(broker: &Broker, sales: &Arc<weft_core::Stream>) {
     };
     let mut committed = Vec::new();
     for (partition, position) in assignment.positions {
-        let Ok(fetched) = broker.fetch(sales, partition, position, 64 * 1024).await else { continue };
+        let Ok(fetched) = broker.read_batches(sales, partition, position, READER_READ_BYTES).await else { continue };
         let Ok(records) = fetched.records(READER_EVENTS_PER_POLL) else { continue };
         if let Some(last) = records.last() {
-            committed.push((partition, last.offset + 1));
+            committed.push((partition, last.record.offset + 1));
         }
     }
     if committed.is_empty() {

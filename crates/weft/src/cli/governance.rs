@@ -6,7 +6,6 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use clap::Subcommand;
 use serde_json::{Value, json};
@@ -156,46 +155,23 @@ pub fn audit(client: &Client, command: AuditCommand) -> anyhow::Result<ExitCode>
     }
 }
 
-/// Reads `_weft.audit` straight from its segments and checks the chain against `audit.head`.
+/// Reads `_weft.audit` straight from its segments, read-only (a torn or tampered log is
+/// reported, never repaired), and checks the chain against `audit.head`.
 fn verify_offline(data_dir: &std::path::Path) -> anyhow::Result<ExitCode> {
     use weft_governance::audit::{AUDIT_STREAM, read_head, verify};
-    let partition_dir = data_dir.join("streams").join(AUDIT_STREAM).join("0");
-    let mut entries: Vec<(u64, Vec<u8>)> = Vec::new();
-    if partition_dir.exists() {
-        let (log, _) = weft_log::PartitionLog::open(&partition_dir, weft_log::LogConfig::default(), Arc::new(weft_log::SystemClock))
-            .map_err(|error| anyhow::anyhow!("reading the audit log in {}: {error}", partition_dir.display()))?;
-        let stats = log.stats();
-        let mut offset = stats.log_start_offset;
-        while offset < stats.visible_next_offset {
-            let chunk = log.read(offset, 1024 * 1024).map_err(|error| anyhow::anyhow!("reading the audit log: {error}"))?;
-            let mut cursor = 0;
-            let mut progressed = false;
-            while cursor < chunk.bytes.len() {
-                let batch = weft_log::batch::BatchView::parse(&chunk.bytes[cursor..])
-                    .map_err(|error| anyhow::anyhow!("audit segment damaged: {error}"))?;
-                cursor += batch.len();
-                for record in batch.records().map_err(|error| anyhow::anyhow!("audit segment damaged: {error}"))? {
-                    let record = record.map_err(|error| anyhow::anyhow!("audit segment damaged: {error}"))?;
-                    if record.offset >= offset {
-                        entries.push((record.offset, record.value.unwrap_or_default().to_vec()));
-                        offset = record.offset + 1;
-                        progressed = true;
-                    }
-                }
-            }
-            if !progressed {
-                break;
-            }
-        }
-    }
+    let read = weft_core::offline::read_record_values(data_dir, AUDIT_STREAM, 0)
+        .map_err(|error| anyhow::anyhow!("reading the audit log under {}: {error}", data_dir.display()))?;
+    let entries = read.values;
     let head = read_head(data_dir).map_err(|error| anyhow::anyhow!("{error}"))?;
     let report = verify(entries.iter().map(|(offset, bytes)| (*offset, bytes.as_slice())), head.as_ref());
+    let ok = report.ok && read.damage.is_none();
     let json = json!({
-        "ok": report.ok,
+        "ok": ok,
         "entries": report.n_entries,
         "first_broken": report.first_broken.as_ref().map(|(offset, reason)| json!({ "offset": offset, "reason": reason })),
         "entries_after_head": report.n_after_head,
+        "damage": read.damage,
     });
     println!("{}", serde_json::to_string_pretty(&json)?);
-    Ok(if report.ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
