@@ -3,6 +3,7 @@
 //! Each module starts its own servers through `server::Server` (a temporary data directory and a free port per
 //! server), so tests run in parallel and never share state.
 
+mod api_snapshots;
 mod bad_input;
 mod catalog;
 mod cli;
