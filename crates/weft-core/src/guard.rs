@@ -34,8 +34,8 @@ pub use weft_governance::authz::{Action as AuthzAction, Resource as AuthzResourc
 
 /// Codes for the guard's failures (the governance crate defines the rest).
 pub mod codes {
+    pub use crate::error::codes::STREAM_SYSTEM;
     pub use weft_governance::codes::*;
-    pub const STREAM_SYSTEM: &str = "stream.system";
 }
 
 /// Who is calling and from where: what every edge hands the guard.
