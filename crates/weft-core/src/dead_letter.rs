@@ -23,6 +23,8 @@ pub const DEAD_LETTERS_SCAN_MAX: usize = 100_000;
 pub const REPLAY_PRODUCER: &str = "weft:dead-letter-replay";
 /// Examples kept per reason in a summary.
 pub const EXAMPLES_PER_REASON_MAX: usize = 3;
+/// Bytes of a dead-letter partition fetched per step while scanning it.
+const DEAD_LETTERS_FETCH_BYTES_MAX: usize = 1024 * 1024;
 
 /// One dead letter, decoded.
 #[derive(Debug, Clone, PartialEq)]
@@ -157,7 +159,7 @@ impl Broker {
             let stats = dead_letter_stream.partition(partition)?.stats();
             let mut offset = stats.log_start_offset;
             while offset < stats.visible_next_offset && n_seen < DEAD_LETTERS_SCAN_MAX {
-                let fetched = self.fetch(dead_letter_stream, partition, offset, 1024 * 1024).await?;
+                let fetched = self.fetch(dead_letter_stream, partition, offset, DEAD_LETTERS_FETCH_BYTES_MAX).await?;
                 let records = fetched.records(DEAD_LETTERS_SCAN_MAX - n_seen)?;
                 let Some(last) = records.last() else { break };
                 offset = last.offset + 1;

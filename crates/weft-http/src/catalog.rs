@@ -37,6 +37,9 @@ use crate::{AppState, codes};
 
 /// Events shown per stream on the product page.
 pub const SAMPLES_PER_STREAM: usize = 5;
+/// Bytes fetched from one partition to find its last `SAMPLES_PER_STREAM` events; samples are
+/// previews, so a partition of huge events shows fewer of them rather than reading more.
+const SAMPLES_FETCH_BYTES_MAX: usize = 256 * 1024;
 
 /// The masking a viewer gets on a stream's samples: the same rule as every fetch path (the
 /// guard's masker hides classified fields the viewer may not read in clear).
@@ -133,7 +136,7 @@ async fn samples(state: &AppState, stream: &std::sync::Arc<Stream>, viewer: &Cal
         if from >= stats.visible_next_offset {
             continue;
         }
-        let fetched = state.broker.fetch(stream, partition, from, 256 * 1024).await?;
+        let fetched = state.broker.fetch(stream, partition, from, SAMPLES_FETCH_BYTES_MAX).await?;
         for record in fetched.records(SAMPLES_PER_STREAM)? {
             let mut out = Vec::with_capacity(512);
             write_envelope(&mut out, stream.name(), partition, &record, masker.as_ref());

@@ -21,6 +21,8 @@ use crate::query::{QueryParams, parse_json, read_body};
 const GOVERNANCE_BODY_BYTES_MAX: usize = 64 * 1024;
 /// Audit entries returned by one search at most.
 const AUDIT_SEARCH_MAX: u64 = 10_000;
+/// Bytes of the audit stream fetched per step while reading it whole.
+const AUDIT_FETCH_BYTES_MAX: usize = 1024 * 1024;
 
 fn identity_error(error: weft_governance::identity::IdentityError) -> Error {
     let kind = match error.code() {
@@ -202,7 +204,7 @@ async fn audit_entries(state: &AppState) -> Result<Vec<(u64, Vec<u8>)>, Error> {
     let mut entries = Vec::new();
     let mut offset = stats.log_start_offset;
     while offset < stats.visible_next_offset {
-        let fetched = state.broker.fetch(&stream, 0, offset, 1024 * 1024).await?;
+        let fetched = state.broker.fetch(&stream, 0, offset, AUDIT_FETCH_BYTES_MAX).await?;
         let records = fetched.records(usize::MAX)?;
         let Some(last) = records.last() else { break };
         offset = last.offset + 1;

@@ -24,6 +24,8 @@ use crate::{AppState, LIVE_BUFFER_EVENTS_MAX, codes};
 
 /// Events read per partition per round.
 const LIVE_ROUND_EVENTS_MAX: usize = 500;
+/// Bytes fetched from one partition per round of the tail.
+const LIVE_FETCH_BYTES_MAX: usize = 256 * 1024;
 
 pub async fn live(
     State(state): State<AppState>,
@@ -96,7 +98,7 @@ async fn tail(
         changes.borrow_and_update();
         let mut n_sent = 0;
         for (partition, position) in positions.iter_mut() {
-            let fetched = match state.broker.fetch(&stream, *partition, *position, 256 * 1024).await {
+            let fetched = match state.broker.fetch(&stream, *partition, *position, LIVE_FETCH_BYTES_MAX).await {
                 Ok(fetched) => fetched,
                 Err(error) => {
                     let _ = sender.send(Event::default().event("error").data(error.to_string())).await;

@@ -69,6 +69,8 @@ impl CreateStreamRequest {
 }
 
 const STREAM_CONFIG_BYTES_MAX: usize = 64 * 1024;
+/// Smallest byte budget of one fetch step: a request for a few events still reads enough to get them.
+const FETCH_STEP_BYTES_MIN: usize = 64 * 1024;
 
 pub async fn create(State(state): State<AppState>, Extension(caller): Extension<Caller>, body: Body) -> Result<Response, ApiError> {
     let bytes = read_body(body, STREAM_CONFIG_BYTES_MAX).await?;
@@ -163,7 +165,7 @@ pub async fn write_events(
     let mut next_offset = offset;
     let mut n_events = 0usize;
     while n_events < limit {
-        let budget = (limit - n_events).saturating_mul(1024).clamp(64 * 1024, weft_core::broker::FETCH_BYTES_MAX);
+        let budget = (limit - n_events).saturating_mul(1024).clamp(FETCH_STEP_BYTES_MIN, weft_core::broker::FETCH_BYTES_MAX);
         let fetched = state.broker.fetch(stream, partition, next_offset, budget).await?;
         let records = fetched.records(limit - n_events)?;
         let Some(last) = records.last() else { break };

@@ -54,6 +54,8 @@ const DEMO_MEMBER: &str = "demo-reader";
 const READER_TICKS_PER_POLL: u64 = 5;
 /// Events the demo reader takes per partition and poll.
 const READER_EVENTS_PER_POLL: usize = 2;
+/// Bytes the demo reader fetches per partition and poll; it takes only `READER_EVENTS_PER_POLL`.
+const READER_FETCH_BYTES_MAX: usize = 64 * 1024;
 /// Customer ids remembered so orders can refer to customers that exist.
 const KNOWN_CUSTOMERS_MAX: usize = 256;
 
@@ -243,7 +245,7 @@ async fn read_some_orders(broker: &Broker, sales: &Arc<weft_core::Stream>) {
     };
     let mut committed = Vec::new();
     for (partition, position) in assignment.positions {
-        let Ok(fetched) = broker.fetch(sales, partition, position, 64 * 1024).await else { continue };
+        let Ok(fetched) = broker.fetch(sales, partition, position, READER_FETCH_BYTES_MAX).await else { continue };
         let Ok(records) = fetched.records(READER_EVENTS_PER_POLL) else { continue };
         if let Some(last) = records.last() {
             committed.push((partition, last.offset + 1));

@@ -156,6 +156,9 @@ pub fn audit(client: &Client, command: AuditCommand) -> anyhow::Result<ExitCode>
     }
 }
 
+/// Bytes of the audit log read per step by the offline verifier.
+const AUDIT_READ_BYTES_MAX: usize = 1024 * 1024;
+
 /// Reads `_weft.audit` straight from its segments and checks the chain against `audit.head`.
 fn verify_offline(data_dir: &std::path::Path) -> anyhow::Result<ExitCode> {
     use weft_governance::audit::{AUDIT_STREAM, read_head, verify};
@@ -167,7 +170,7 @@ fn verify_offline(data_dir: &std::path::Path) -> anyhow::Result<ExitCode> {
         let stats = log.stats();
         let mut offset = stats.log_start_offset;
         while offset < stats.visible_next_offset {
-            let chunk = log.read(offset, 1024 * 1024).map_err(|error| anyhow::anyhow!("reading the audit log: {error}"))?;
+            let chunk = log.read(offset, AUDIT_READ_BYTES_MAX).map_err(|error| anyhow::anyhow!("reading the audit log: {error}"))?;
             let mut cursor = 0;
             let mut progressed = false;
             while cursor < chunk.bytes.len() {
