@@ -81,43 +81,96 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
-/// Every stable error code Weft's core emits.
+/// Every stable error code Weft's core emits, each with the `Kind` of the errors that carry it.
+///
+/// The `codes!` table below is the one place a core code is defined: it generates the public
+/// constants and `ALL`, so a code cannot be added without saying what kind of failure it is.
 pub mod codes {
-    pub const STREAM_NOT_FOUND: &str = "stream.not_found";
-    pub const STREAM_ALREADY_EXISTS: &str = "stream.already_exists";
-    pub const STREAM_INVALID_NAME: &str = "stream.invalid_name";
-    pub const STREAM_INVALID_CONFIG: &str = "stream.invalid_config";
-    pub const STREAM_LIMIT_REACHED: &str = "stream.limit_reached";
-    pub const PARTITION_NOT_FOUND: &str = "partition.not_found";
-    pub const OFFSET_OUT_OF_RANGE: &str = "offset.out_of_range";
-    pub const EVENT_MALFORMED_JSON: &str = "event.malformed_json";
-    pub const EVENT_INVALID_CLOUDEVENT: &str = "event.invalid_cloudevent";
-    pub const EVENT_TOO_LARGE: &str = "event.too_large";
-    pub const EVENT_INVALID_BATCH: &str = "event.invalid_batch";
-    pub const EVENT_UNSUPPORTED_CONTENT_TYPE: &str = "event.unsupported_content_type";
-    pub const GROUP_INVALID_NAME: &str = "group.invalid_name";
-    pub const GROUP_INVALID_MEMBER: &str = "group.invalid_member";
-    pub const GROUP_PARTITION_NOT_OWNED: &str = "group.partition_not_owned";
-    pub const GROUP_NOT_FOUND: &str = "group.not_found";
-    pub const GROUP_LIMIT_REACHED: &str = "group.limit_reached";
-    pub const GROUP_MEMBER_IN_USE: &str = "group.member_in_use";
-    pub const APPLY_REFUSED: &str = "apply.refused";
-    pub const CONTRACT_INCOMPATIBLE: &str = "contract.incompatible";
-    pub const CONTRACT_VERSION_IMMUTABLE: &str = "contract.version_immutable";
-    pub const CONTRACT_STREAM_OWNED_ELSEWHERE: &str = "contract.stream_owned_elsewhere";
-    pub const CONTRACT_PARTITIONS_CHANGED: &str = "contract.partitions_changed";
-    pub const CONTRACT_NO_TOPIC: &str = "contract.no_topic";
-    pub const RESOURCE_DUPLICATE_ID: &str = "resource.duplicate_id";
-    pub const PRODUCT_MISSING_CONTRACT: &str = "product.missing_contract";
-    pub const PRODUCT_MISSING_DOMAIN: &str = "product.missing_domain";
-    pub const PRODUCT_CONTRACT_OWNED_ELSEWHERE: &str = "product.contract_owned_elsewhere";
-    pub const PRODUCT_NOT_FOUND: &str = "product.not_found";
-    pub const SCHEMA_NOT_FOUND: &str = "schema.not_found";
-    pub const SCHEMA_SUBJECT_MISMATCH: &str = "schema.subject_mismatch";
-    pub const STORAGE_FULL: &str = "storage.full";
-    pub const STORAGE_UNAVAILABLE: &str = "storage.unavailable";
-    pub const STORAGE_CORRUPT: &str = "storage.corrupt";
-    pub const INTERNAL: &str = "internal";
+    use super::Kind;
+
+    /// Generates one `pub const` per row and the table `ALL` of `(code, kind)` in row order.
+    macro_rules! codes {
+        ($($name:ident = $code:expr => $kind:ident,)*) => {
+            $(pub const $name: &str = $code;)*
+            /// Every core code with its kind, in the order they are declared.
+            pub const ALL: &[(&str, Kind)] = &[$(($name, Kind::$kind)),*];
+        };
+    }
+
+    // Codes that only appear in refused apply plans (`mesh.rs` refusals, answered as a whole
+    // with `apply.refused`) are never the code of an `Error`; their kind is the one they
+    // would have as an error: `Conflict` against applied state, `NotFound` for a missing
+    // reference, `Invalid` for the resource itself.
+    codes! {
+        STREAM_NOT_FOUND = "stream.not_found" => NotFound,
+        STREAM_ALREADY_EXISTS = "stream.already_exists" => Conflict,
+        STREAM_INVALID_NAME = "stream.invalid_name" => Invalid,
+        STREAM_INVALID_CONFIG = "stream.invalid_config" => Invalid,
+        STREAM_LIMIT_REACHED = "stream.limit_reached" => Conflict,
+        // A client tried to write one of Weft's own streams (`_weft.*`); `guard::codes` re-exports it.
+        STREAM_SYSTEM = "stream.system" => Forbidden,
+        PARTITION_NOT_FOUND = "partition.not_found" => NotFound,
+        OFFSET_OUT_OF_RANGE = "offset.out_of_range" => OutOfRange,
+        // The contract library defines it (it is also a violation code): defined once, used here.
+        EVENT_MALFORMED_JSON = weft_contract::violation::MALFORMED_JSON => Invalid,
+        EVENT_INVALID_CLOUDEVENT = "event.invalid_cloudevent" => Invalid,
+        EVENT_TOO_LARGE = "event.too_large" => TooLarge,
+        EVENT_INVALID_BATCH = "event.invalid_batch" => Invalid,
+        EVENT_UNSUPPORTED_CONTENT_TYPE = "event.unsupported_content_type" => Invalid,
+        GROUP_INVALID_NAME = "group.invalid_name" => Invalid,
+        GROUP_INVALID_MEMBER = "group.invalid_member" => Invalid,
+        GROUP_PARTITION_NOT_OWNED = "group.partition_not_owned" => Conflict,
+        GROUP_NOT_FOUND = "group.not_found" => NotFound,
+        GROUP_LIMIT_REACHED = "group.limit_reached" => Conflict,
+        GROUP_MEMBER_IN_USE = "group.member_in_use" => Conflict,
+        // As an `Error` only for too many files in one apply; a plan with refused resources is
+        // answered 422 by the HTTP edge without going through an `Error`.
+        APPLY_REFUSED = "apply.refused" => TooLarge,
+        CONTRACT_INCOMPATIBLE = "contract.incompatible" => Conflict,
+        CONTRACT_VERSION_IMMUTABLE = "contract.version_immutable" => Conflict,
+        CONTRACT_STREAM_OWNED_ELSEWHERE = "contract.stream_owned_elsewhere" => Conflict,
+        CONTRACT_PARTITIONS_CHANGED = "contract.partitions_changed" => Conflict,
+        CONTRACT_NO_TOPIC = "contract.no_topic" => Invalid,
+        RESOURCE_DUPLICATE_ID = "resource.duplicate_id" => Invalid,
+        PRODUCT_MISSING_CONTRACT = "product.missing_contract" => NotFound,
+        PRODUCT_MISSING_DOMAIN = "product.missing_domain" => NotFound,
+        PRODUCT_CONTRACT_OWNED_ELSEWHERE = "product.contract_owned_elsewhere" => Conflict,
+        PRODUCT_NOT_FOUND = "product.not_found" => NotFound,
+        SCHEMA_NOT_FOUND = "schema.not_found" => Invalid,
+        SCHEMA_SUBJECT_MISMATCH = "schema.subject_mismatch" => Invalid,
+        STORAGE_FULL = "storage.full" => StorageFull,
+        STORAGE_UNAVAILABLE = "storage.unavailable" => Unavailable,
+        STORAGE_CORRUPT = "storage.corrupt" => Internal,
+        INTERNAL = "internal" => Internal,
+    }
+
+    /// The kind of the errors that carry `code`, or `None` if it is not a core code.
+    pub fn kind_of(code: &str) -> Option<Kind> {
+        ALL.iter().find(|(known, _)| *known == code).map(|(_, kind)| *kind)
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        /// A code listed twice could carry two kinds, and `kind_of` would silently take the first.
+        #[test]
+        fn every_core_code_is_in_the_table_once() {
+            for (idx, (code, kind)) in ALL.iter().enumerate() {
+                let n_rows = ALL.iter().filter(|(other, _)| other == code).count();
+                assert_eq!(n_rows, 1, "core code {code:?} is in `codes::ALL` {n_rows} times");
+                assert_eq!(kind_of(code), Some(*kind), "row {idx}");
+            }
+            assert_eq!(kind_of("no.such_code"), None);
+        }
+
+        #[test]
+        fn the_shared_malformed_json_code_keeps_its_string() {
+            assert_eq!(kind_of(STREAM_NOT_FOUND), Some(Kind::NotFound));
+            assert_eq!(kind_of(EVENT_MALFORMED_JSON), Some(Kind::Invalid));
+            assert_eq!(EVENT_MALFORMED_JSON, "event.malformed_json");
+        }
+    }
 }
 
 impl From<weft_log::LogError> for Error {

@@ -23,6 +23,7 @@ use weft_governance::authz::{
 };
 use weft_governance::identity::{Credentials, IdentityStore, Principal};
 use weft_governance::masking::{ServerSecret, is_masked_classification, mask_bytes};
+use weft_log::Clock;
 
 use crate::broker::Broker;
 use crate::error::{Error, Kind};
@@ -33,8 +34,8 @@ pub use weft_governance::authz::{Action as AuthzAction, Resource as AuthzResourc
 
 /// Codes for the guard's failures (the governance crate defines the rest).
 pub mod codes {
+    pub use crate::error::codes::STREAM_SYSTEM;
     pub use weft_governance::codes::*;
-    pub const STREAM_SYSTEM: &str = "stream.system";
 }
 
 /// Who is calling and from where: what every edge hands the guard.
@@ -62,10 +63,11 @@ impl Masker {
 /// rest of that minute is counted and recorded as one summary entry, so a client retrying a
 /// bad token in a loop cannot flood the audit log.
 pub const AUTH_FAILURES_AUDITED_PER_MINUTE: u32 = 20;
-/// Bytes read to find the last audit entry when the chain resumes.
-const AUDIT_ENTRY_READ_BYTES: usize = 64 * 1024;
 /// Sources whose failure counts are remembered at once.
 pub const AUTH_FAILURE_SOURCES_MAX: usize = 4096;
+/// Bytes read from the end of the audit stream to find the last entry when the chain resumes;
+/// one audit entry is far smaller than this.
+pub const AUDIT_TAIL_FETCH_BYTES_MAX: usize = 64 * 1024;
 
 /// Per-source counts of authentication failures in the current minute.
 #[derive(Default)]
@@ -81,6 +83,9 @@ pub struct Guard {
     authorizer: SharedAuthorizer,
     secret: ServerSecret,
     audit: tokio::sync::Mutex<Option<AuditChain>>,
+    /// The broker's clock: token expiry, audit times and failure windows follow it, so tests
+    /// that move the clock see tokens expire without sleeping.
+    clock: Arc<dyn Clock>,
 }
 
 fn internal(error: impl std::fmt::Display) -> Error {
@@ -95,9 +100,9 @@ pub fn is_system_stream(name: &str) -> bool {
 impl Guard {
     /// Opens the identity store and secret; creates the admin principal and its token file on
     /// first start (returned so the caller can say where it is).
-    pub(crate) fn open(data_dir: &Path) -> Result<(Self, Option<std::path::PathBuf>), Error> {
+    pub(crate) fn open(data_dir: &Path, clock: Arc<dyn Clock>) -> Result<(Self, Option<std::path::PathBuf>), Error> {
         let identity = IdentityStore::open_in(data_dir).map_err(internal)?;
-        let admin_token = identity.bootstrap_admin(data_dir, SystemTime::now()).map_err(internal)?;
+        let admin_token = identity.bootstrap_admin(data_dir, system_time(clock.as_ref())).map_err(internal)?;
         let secret = ServerSecret::load_or_create(data_dir).map_err(internal)?;
         let authorizer = Authorizer::new(&[], &Mesh::default()).map_err(internal)?;
         let guard = Self {
@@ -107,6 +112,7 @@ impl Guard {
             authorizer: SharedAuthorizer::new(authorizer),
             secret,
             audit: tokio::sync::Mutex::new(None),
+            clock,
         };
         Ok((guard, admin_token))
     }
@@ -143,7 +149,7 @@ impl Guard {
             return Ok(weft_governance::identity::ADMIN_PRINCIPAL.to_string());
         }
         let principal: Result<Principal, _> =
-            credentials.and_then(|credentials| self.identity.authenticate(&credentials, SystemTime::now()));
+            credentials.and_then(|credentials| self.identity.authenticate(&credentials, system_time(self.clock.as_ref())));
         principal.map(|p| p.name).map_err(|error| {
             let kind = if error.is_client_error() { Kind::Unauthenticated } else { Kind::Unavailable };
             Error::new(kind, error.code(), error.to_string())
@@ -255,6 +261,12 @@ fn now_ms(time: SystemTime) -> u64 {
     time.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO).as_millis() as u64
 }
 
+/// The clock's reading as the `SystemTime` the governance library takes; a reading before the
+/// epoch becomes the epoch, as `now_ms` does the other way.
+fn system_time(clock: &dyn Clock) -> SystemTime {
+    UNIX_EPOCH + Duration::from_millis(u64::try_from(clock.now_ms()).unwrap_or(0))
+}
+
 impl Broker {
     /// Appends one entry to the audit log (`_weft.audit`) and moves the stored chain head.
     /// Failures are logged, never returned: auditing must not turn a refusal into a crash.
@@ -298,7 +310,7 @@ impl Broker {
         if chain.is_none() {
             let stats = stream.partition_stats(0)?;
             let last = if stats.visible_next_offset > stats.log_start_offset {
-                let fetched = self.read_batches(&stream, 0, stats.visible_next_offset - 1, AUDIT_ENTRY_READ_BYTES).await?;
+                let fetched = self.read_batches(&stream, 0, stats.visible_next_offset - 1, AUDIT_TAIL_FETCH_BYTES_MAX).await?;
                 fetched.records(usize::MAX)?.last().and_then(|stored| stored.record.value.map(<[u8]>::to_vec))
             } else {
                 None
@@ -307,7 +319,7 @@ impl Broker {
         }
         let chain = chain.as_mut().expect("just resumed");
         let record = AuditRecord {
-            time: SystemTime::now(),
+            time: system_time(self.clock().as_ref()),
             principal: caller.map(|c| c.principal.clone()),
             action: action.to_string(),
             resource: resource.to_string(),
@@ -336,7 +348,7 @@ impl Broker {
     /// entry written with the first failure of a later minute.
     pub async fn audit_auth_failure(&self, caller: &Caller, resource: &str, code: &str, detail: Option<String>) {
         let source_host = caller.source.rsplit_once(':').map_or(caller.source.as_str(), |(host, _)| host).to_string();
-        let minute = now_ms(SystemTime::now()) / 60_000;
+        let minute = now_ms(system_time(self.clock().as_ref())) / 60_000;
         let suppressed_before = {
             let mut windows = self.guard().failures.lock().unwrap_or_else(|p| p.into_inner());
             let mut suppressed_before = None;
@@ -375,5 +387,41 @@ impl Broker {
                 Err(error)
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicI64;
+
+    use weft_governance::identity::TokenSecret;
+
+    use super::*;
+
+    struct ManualClock(AtomicI64);
+
+    impl Clock for ManualClock {
+        fn now_ms(&self) -> i64 {
+            self.0.load(Ordering::SeqCst)
+        }
+    }
+
+    /// Token expiry is judged by the broker's injected clock, not the machine's, so a test can
+    /// move time past a token's lifetime without waiting for it.
+    #[test]
+    fn tokens_expire_by_the_brokers_clock() {
+        let dir = tempfile::tempdir().unwrap();
+        let start_ms = 1_700_000_000_000;
+        let clock = Arc::new(ManualClock(AtomicI64::new(start_ms)));
+        let broker = Broker::open(dir.path(), clock.clone()).unwrap();
+        let guard = broker.guard();
+        let lifetime = Duration::from_secs(60);
+        let (_, secret) = guard.identity().create_token("admin", Some(lifetime), system_time(clock.as_ref())).unwrap();
+        let present = || Ok(Credentials::Bearer(TokenSecret::new(secret.expose())));
+
+        assert_eq!(guard.authenticate(present()).unwrap(), "admin");
+        clock.0.store(start_ms + lifetime.as_millis() as i64 + 1, Ordering::SeqCst);
+        let expired = guard.authenticate(present()).unwrap_err();
+        assert_eq!((expired.kind, expired.code), (Kind::Unauthenticated, codes::AUTH_EXPIRED_TOKEN));
     }
 }

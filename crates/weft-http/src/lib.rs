@@ -44,18 +44,68 @@ pub const WAIT_MS_MAX: u64 = 30_000;
 /// Events a live tail buffers for a slow client before it waits.
 pub const LIVE_BUFFER_EVENTS_MAX: usize = 256;
 
-/// Stable codes for failures that only the HTTP edge can have.
+/// Stable codes for failures that only the HTTP edge can have, each with its `Kind` and the
+/// HTTP status it is answered with.
 pub mod codes {
-    pub const ROUTE_NOT_FOUND: &str = "request.route_not_found";
-    pub const METHOD_NOT_ALLOWED: &str = "request.method_not_allowed";
-    pub const BODY_TOO_LARGE: &str = "request.body_too_large";
-    pub const TOO_MANY_EVENTS: &str = "request.too_many_events";
-    pub const UNSUPPORTED_MEDIA_TYPE: &str = "request.unsupported_media_type";
-    pub const MALFORMED_JSON: &str = "request.malformed_json";
-    pub const INVALID_BODY: &str = "request.invalid_body";
-    pub const INVALID_PARAMETER: &str = "request.invalid_parameter";
-    pub const UNKNOWN_PARAMETER: &str = "request.unknown_parameter";
-    pub const INVALID_HEADER: &str = "request.invalid_header";
+    use axum::http::StatusCode;
+    use weft_core::Kind;
+
+    /// Generates one `pub const` per row and the table `ALL` of `(code, kind, status)`.
+    macro_rules! codes {
+        ($($name:ident = $code:literal => $kind:ident, $status:ident;)*) => {
+            $(pub const $name: &str = $code;)*
+            /// Every HTTP edge code with its kind and status, in the order they are declared.
+            pub const ALL: &[(&str, Kind, StatusCode)] = &[$(($name, Kind::$kind, StatusCode::$status)),*];
+        };
+    }
+
+    codes! {
+        ROUTE_NOT_FOUND = "request.route_not_found" => NotFound, NOT_FOUND;
+        // The one code whose status is not its kind's: 405 names the problem exactly, and
+        // `Kind` has no variant for it since only routing can detect it.
+        METHOD_NOT_ALLOWED = "request.method_not_allowed" => Invalid, METHOD_NOT_ALLOWED;
+        BODY_TOO_LARGE = "request.body_too_large" => TooLarge, PAYLOAD_TOO_LARGE;
+        TOO_MANY_EVENTS = "request.too_many_events" => TooLarge, PAYLOAD_TOO_LARGE;
+        UNSUPPORTED_MEDIA_TYPE = "request.unsupported_media_type" => UnsupportedMediaType, UNSUPPORTED_MEDIA_TYPE;
+        MALFORMED_JSON = "request.malformed_json" => Invalid, BAD_REQUEST;
+        INVALID_BODY = "request.invalid_body" => Invalid, BAD_REQUEST;
+        INVALID_PARAMETER = "request.invalid_parameter" => Invalid, BAD_REQUEST;
+        UNKNOWN_PARAMETER = "request.unknown_parameter" => Invalid, BAD_REQUEST;
+        INVALID_HEADER = "request.invalid_header" => Invalid, BAD_REQUEST;
+    }
+
+    /// The kind and status of `code`, or `None` if it is not an HTTP edge code.
+    pub fn kind_and_status_of(code: &str) -> Option<(Kind, StatusCode)> {
+        ALL.iter().find(|(known, _, _)| *known == code).map(|(_, kind, status)| (*kind, *status))
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn every_http_code_is_in_the_table_once() {
+            for (code, kind, status) in ALL {
+                let n_rows = ALL.iter().filter(|(other, _, _)| other == code).count();
+                assert_eq!(n_rows, 1, "http code {code:?} is in `codes::ALL` {n_rows} times");
+                assert_eq!(kind_and_status_of(code), Some((*kind, *status)));
+                assert_eq!(weft_core::codes::kind_of(code), None, "{code:?} is also a core code");
+            }
+        }
+
+        /// The status in the table is the one `status_for` gives its kind, so the table cannot
+        /// drift from what clients receive; `METHOD_NOT_ALLOWED` is the one documented exception.
+        #[test]
+        fn every_http_codes_status_is_its_kinds_status() {
+            for (code, kind, status) in ALL {
+                if *code == METHOD_NOT_ALLOWED {
+                    assert_eq!(*status, StatusCode::METHOD_NOT_ALLOWED);
+                    continue;
+                }
+                assert_eq!(crate::api_error::status_for(*kind), *status, "http code {code:?}");
+            }
+        }
+    }
 }
 
 #[derive(Clone)]

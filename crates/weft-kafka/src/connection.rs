@@ -25,6 +25,9 @@ use crate::{Context, cluster, fetch, groups, produce};
 
 /// Requests read ahead of the one being answered.
 pub const REQUESTS_QUEUED_MAX: usize = 8;
+/// Bytes reserved up front for a frame's body: the length prefix is the client's claim, so a
+/// larger frame grows its buffer as its bytes actually arrive.
+const FRAME_PREALLOCATION_BYTES_MAX: usize = 64 * 1024;
 
 /// Serves one connection until the client closes it, a frame is refused, or `stop` turns true.
 pub(crate) async fn run(socket: TcpStream, peer: SocketAddr, context: Arc<Context>, mut stop: watch::Receiver<bool>) {
@@ -105,7 +108,7 @@ async fn read_frames(mut reader: OwnedReadHalf, frames: mpsc::Sender<Bytes>) -> 
         if length < 0 || length as usize > REQUEST_BYTES_MAX {
             return Err(FrameError::TooLarge(length as i64).into());
         }
-        let mut body = Vec::with_capacity((length as usize).min(64 * 1024));
+        let mut body = Vec::with_capacity((length as usize).min(FRAME_PREALLOCATION_BYTES_MAX));
         (&mut reader).take(length as u64).read_to_end(&mut body).await?;
         if body.len() != length as usize {
             return Ok(());

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::Args;
 use weft_core::Broker;
-use weft_log::SystemClock;
+use weft_core::SystemClock;
 
 #[derive(Args)]
 pub struct ServeArgs {
