@@ -14,9 +14,10 @@ impl From<Error> for ApiError {
     }
 }
 
-/// The status of an error: by its kind, except for the codes only HTTP has a status for.
+/// The status of an error: the HTTP edge's own codes carry theirs (`codes::ALL`), every
+/// other error gets its kind's.
 pub fn status_of(error: &Error) -> StatusCode {
-    if error.code == crate::codes::UNSUPPORTED_MEDIA_TYPE { StatusCode::UNSUPPORTED_MEDIA_TYPE } else { status_for(error.kind) }
+    crate::codes::kind_and_status_of(error.code).map_or_else(|| status_for(error.kind), |(_, status)| status)
 }
 
 pub fn status_for(kind: Kind) -> StatusCode {

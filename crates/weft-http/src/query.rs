@@ -45,10 +45,30 @@ impl QueryParams {
 
 /// Reads the body, refusing more than `max_bytes` with `request.body_too_large`.
 pub async fn read_body(body: Body, max_bytes: usize) -> Result<Bytes, Error> {
-    axum::body::to_bytes(body, max_bytes)
-        .await
-        .map_err(|_| Error::new(Kind::TooLarge, codes::BODY_TOO_LARGE, format!("request body is larger than {max_bytes} bytes")))
+    use futures_util::StreamExt as _;
+    let mut chunks = body.into_data_stream();
+    let mut read = Vec::new();
+    while let Some(chunk) = chunks.next().await {
+        let chunk = chunk.map_err(|error| Error::invalid(codes::INVALID_BODY, format!("request body could not be read: {error}")))?;
+        if read.len() + chunk.len() > max_bytes {
+            // Read (and drop) a bounded remainder before answering, so a client that is still
+            // sending sees the 413 instead of a connection reset.
+            let mut n_drained = 0usize;
+            while n_drained < BODY_DRAIN_BYTES_MAX {
+                match chunks.next().await {
+                    Some(Ok(chunk)) => n_drained += chunk.len(),
+                    _ => break,
+                }
+            }
+            return Err(Error::new(Kind::TooLarge, codes::BODY_TOO_LARGE, format!("request body is larger than {max_bytes} bytes")));
+        }
+        read.extend_from_slice(&chunk);
+    }
+    Ok(Bytes::from(read))
 }
+
+/// Bytes of an over-limit body read past the limit (and dropped) before the 413 is sent.
+pub const BODY_DRAIN_BYTES_MAX: usize = 4 * 1024 * 1024;
 
 /// Parses a JSON body into `T`, naming the problem on failure.
 pub fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
