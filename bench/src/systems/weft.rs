@@ -292,6 +292,7 @@ mod tests {
     use super::*;
     use crate::workload::Workload;
     use serde_json::{Value, json};
+    use weft_contract::violation;
 
     fn bench_stream() -> StreamSpec {
         StreamSpec { name: "bench.orders.v1".to_string(), n_partitions: 8 }
@@ -338,24 +339,24 @@ mod tests {
         for field in required {
             let mut event = valid.clone();
             event.as_object_mut().expect("an event is an object").remove(field);
-            check(&contract, &event, &[("contract.required_missing", &format!("/{field}"))]);
+            check(&contract, &event, &[(violation::REQUIRED_MISSING, &format!("/{field}"))]);
         }
         let mut without_note = valid.clone();
         without_note.as_object_mut().expect("an event is an object").remove("note");
         check(&contract, &without_note, &[]);
 
         for (field, value, code) in [
-            ("order_id", json!("ord-0001-000000001"), "contract.format_invalid"),
-            ("customer_id", json!("customer-1"), "contract.pattern_mismatch"),
-            ("amount", json!(-0.01), "contract.out_of_range"),
-            ("amount", json!("12.00"), "contract.type_mismatch"),
-            ("currency", json!("JPY"), "contract.not_valid_value"),
-            ("items", json!(0), "contract.out_of_range"),
-            ("timestamp", json!("yesterday"), "contract.format_invalid"),
-            ("status", json!("lost"), "contract.not_valid_value"),
-            ("channel", json!("x"), "contract.length_out_of_range"),
-            ("shipping_country", json!("de"), "contract.pattern_mismatch"),
-            ("sku", json!("SKU-12345"), "contract.pattern_mismatch"),
+            ("order_id", json!("ord-0001-000000001"), violation::FORMAT_INVALID),
+            ("customer_id", json!("customer-1"), violation::PATTERN_MISMATCH),
+            ("amount", json!(-0.01), violation::OUT_OF_RANGE),
+            ("amount", json!("12.00"), violation::TYPE_MISMATCH),
+            ("currency", json!("JPY"), violation::NOT_VALID_VALUE),
+            ("items", json!(0), violation::OUT_OF_RANGE),
+            ("timestamp", json!("yesterday"), violation::FORMAT_INVALID),
+            ("status", json!("lost"), violation::NOT_VALID_VALUE),
+            ("channel", json!("x"), violation::LENGTH_OUT_OF_RANGE),
+            ("shipping_country", json!("de"), violation::PATTERN_MISMATCH),
+            ("sku", json!("SKU-12345"), violation::PATTERN_MISMATCH),
         ] {
             let mut event = valid.clone();
             event[field] = value;
