@@ -8,7 +8,9 @@
 #   scripts/bench.sh --smoke         # under a minute, for CI           -> bench/results/smoke.{md,json}
 #   scripts/bench.sh --systems weft --weft-fsync always --runs 1
 #   scripts/bench.sh --weft-contracts off,on --weft-auth on,off   # adds the cost of validation and of authorization
-# Set BENCH_SKIP_WEFT_BUILD=1 to benchmark an existing target/release/weft without rebuilding it.
+#   scripts/bench.sh --systems weft,weft-kafka,nats,redis-none --weft-fsync always --weft-contracts off,on --name issue10
+# Set BENCH_SKIP_WEFT_BUILD=1 to benchmark an existing release weft without rebuilding it, and BENCH_SKIP_BUILD=1 to
+# build nothing at all (the existing release weft and weft-bench of CARGO_TARGET_DIR, default target/, are run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -33,6 +35,9 @@ if [ "$(id -u)" -eq 0 ] && ! id postgres >/dev/null 2>&1; then
     useradd --system --no-create-home --shell /usr/sbin/nologin postgres
 fi
 
+if [ "${BENCH_SKIP_BUILD:-0}" = "1" ]; then
+    exec "${CARGO_TARGET_DIR:-target}/release/weft-bench" "$@"
+fi
 if [ "${BENCH_SKIP_WEFT_BUILD:-0}" != "1" ]; then
     # A failing Weft build must not stop the peers from being measured: the tool reports Weft as skipped instead.
     cargo build --release -p weft || echo "bench.sh: cargo build -p weft failed; Weft will be skipped" >&2

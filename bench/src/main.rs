@@ -6,14 +6,17 @@
 //! Every phase has a time limit, so a hung server fails its run instead of stalling the benchmark.
 //! The tool installs nothing: `scripts/bench.sh` installs the peers from Debian and runs it.
 //!
-//! Codemap: `workload.rs` (events), `driver.rs` (produce and open-loop load, shared by all systems),
-//! `systems/` (one module per system behind `System` and `Lane`), `server_process.rs` (processes and `/proc`),
-//! `limits.rs` (disk and CPU floors), `report.rs` (Markdown and JSON).
+//! Codemap: `configs.rs` (configurations and their durability), `workload.rs` (events), `driver.rs` (produce and
+//! open-loop load, shared by all systems), `systems/` (one module per system behind `System` and `Lane`),
+//! `server_process.rs` (processes and `/proc`), `limits.rs` (disk and CPU floors), `profiler.rs` (perf around the
+//! produce phase), `report.rs` (Markdown and JSON).
 
+mod configs;
 mod driver;
 mod http1;
 mod kcat;
 mod limits;
+mod profiler;
 mod report;
 mod server_process;
 mod systems;
@@ -25,13 +28,15 @@ use std::time::Duration;
 use anyhow::{Context as _, Result, anyhow, bail};
 use clap::Parser;
 
+use crate::configs::{SystemConfig, parse_systems};
 use crate::driver::{DriveOutcome, Pacing};
+use crate::profiler::ProduceProfiler;
 use crate::report::{LatencyMetrics, RunMetrics, SystemResult};
 use crate::server_process::{RssSampler, own_cpu_seconds, peak_rss_bytes, reaped_children_cpu_seconds, tree_cpu_seconds};
 use crate::systems::nats::NatsSystem;
 use crate::systems::postgres::{PostgresInstall, PostgresSystem};
-use crate::systems::redis::{RedisPersistence, RedisSystem};
-use crate::systems::weft::{WeftOptions, WeftSystem, WeftTransport};
+use crate::systems::redis::RedisSystem;
+use crate::systems::weft::{WeftSystem, WeftTransport};
 use crate::systems::{START_TIMEOUT, StreamSpec, System};
 use crate::workload::Workload;
 
@@ -114,9 +119,16 @@ pub(crate) struct Cli {
     #[arg(long, value_delimiter = ',', default_value = "on", value_parser = ["on", "off"])]
     weft_kafka_auth: Vec<String>,
 
-    /// Path of the `weft` binary (default: `target/release/weft` of this workspace).
+    /// Path of the `weft` binary (default: `release/weft` in the target dir this tool was built in, else
+    /// `target/release/weft` of this workspace).
     #[arg(long)]
     weft_bin: Option<PathBuf>,
+
+    /// Profile each run's server during its produce phase with `perf record -g`, writing
+    /// `DIR/<configuration>-run<N>.perf.data` (`scripts/profile.sh` does this and summarizes the profile).
+    /// perf slows the server down, so the throughput of such a run is not a benchmark figure.
+    #[arg(long)]
+    perf_record_dir: Option<PathBuf>,
 
     /// OS user that runs the PostgreSQL cluster when the benchmark runs as root.
     #[arg(long, default_value = "postgres")]
@@ -143,106 +155,6 @@ pub(crate) struct Cli {
     temp_dir: Option<PathBuf>,
 }
 
-/// One benchmarked configuration.
-#[derive(Clone, Debug)]
-pub(crate) enum SystemConfig {
-    /// Weft over HTTP or over its Kafka listener.
-    Weft {
-        options: WeftOptions,
-    },
-    NatsJetStream,
-    Redis(RedisPersistence),
-    PostgresOutbox,
-}
-
-impl SystemConfig {
-    pub(crate) fn key(&self) -> String {
-        match self {
-            SystemConfig::Weft { options } => {
-                let transport = match options.transport {
-                    WeftTransport::Http => "http",
-                    WeftTransport::Kafka => "kafka",
-                };
-                let contracts = if options.contracts { "-contracts" } else { "" };
-                let auth = if options.auth { "" } else { "-auth-off" };
-                format!("weft-{transport}-fsync-{}{contracts}{auth}", options.fsync.replace(':', ""))
-            }
-            SystemConfig::NatsJetStream => "nats-jetstream-file".to_string(),
-            SystemConfig::Redis(RedisPersistence::AofEverySecond) => "redis-aof-everysec".to_string(),
-            SystemConfig::Redis(RedisPersistence::None) => "redis-no-persistence".to_string(),
-            SystemConfig::PostgresOutbox => "postgres-outbox".to_string(),
-        }
-    }
-
-    pub(crate) fn is_weft(&self) -> bool {
-        matches!(self, SystemConfig::Weft { .. })
-    }
-
-    pub(crate) fn weft_options(&self) -> Option<&WeftOptions> {
-        match self {
-            SystemConfig::Weft { options } => Some(options),
-            _ => None,
-        }
-    }
-
-    /// What an acknowledgement means in this configuration, in words.
-    pub(crate) fn durability(&self) -> String {
-        match self {
-            SystemConfig::Weft { options } => {
-                let transport = match options.transport {
-                    WeftTransport::Http => "over HTTP",
-                    WeftTransport::Kafka => "over the Kafka listener with kcat (acks=all)",
-                };
-                let contracts = if options.contracts {
-                    "streams created from the bench's ODCS contract, so every event is validated before it is appended"
-                } else {
-                    "no contract, events not validated"
-                };
-                let auth = match (options.auth, options.transport) {
-                    (true, WeftTransport::Http) => "auth on (every request authenticated by bearer token and authorized)",
-                    (true, WeftTransport::Kafka) => "auth on (SASL/PLAIN as admin)",
-                    (false, _) => "auth off (`--auth off`, every caller is admin)",
-                };
-                format!("{} ({transport}; {contracts}; {auth})", Self::weft_fsync_durability(&options.fsync))
-            }
-            SystemConfig::NatsJetStream => "JetStream file storage, 1 replica: acknowledged after write to the OS; the file \
-                 store is fsynced every 2 minutes by default (`sync_interval`, per the NATS docs and `defaultSyncInterval` in the \
-                 server's filestore.go), so a power failure can lose up to 2 minutes of acknowledged messages; a process crash \
-                 loses none"
-                .to_string(),
-            SystemConfig::Redis(RedisPersistence::AofEverySecond) => "Redis AOF, appendfsync everysec: acknowledged after write \
-                 to the OS; the AOF is fsynced once a second, so a power failure loses up to 1 s (2 s if an fsync stalls) of \
-                 acknowledged writes; a process crash loses none"
-                .to_string(),
-            SystemConfig::Redis(RedisPersistence::None) => {
-                "Redis without persistence (no AOF, no RDB): memory only, everything is lost on restart".to_string()
-            }
-            SystemConfig::PostgresOutbox => "PostgreSQL, default settings (fsync=on, synchronous_commit=on): each batch is one \
-                 transaction, acknowledged after its WAL is flushed with fdatasync; concurrent commits share flushes (group commit)"
-                .to_string(),
-        }
-    }
-
-    /// What an acknowledgement of Weft means under an fsync policy.
-    fn weft_fsync_durability(fsync: &str) -> String {
-        match fsync {
-            "always" => "Weft fsync always: acknowledged after fdatasync of every partition the request wrote to; \
-             partitions are appended and fsynced in parallel, and concurrent appends to one partition share an fsync \
-             (group commit), as crates/weft-log/src/partition.rs did when this tool was written"
-                .to_string(),
-            "never" => "Weft fsync never: acknowledged after write to the OS; the OS decides when data reaches disk, \
-             so a power failure can lose any acknowledged event not yet written back; a process crash loses none"
-                .to_string(),
-            policy => format!(
-                "Weft fsync {policy}: acknowledged after write to the OS, before any fsync; a background flusher \
-             fdatasyncs every partition on that timer, so a power failure can lose the acknowledged events of about \
-             one interval (plus the flush itself); a process crash loses none (as crates/weft-core/src/broker.rs did \
-             when this tool was written)"
-            ),
-        }
-    }
-}
-
 /// Everything a run needs besides the system itself.
 struct RunEnvironment {
     workload: Workload,
@@ -260,10 +172,21 @@ struct RunEnvironment {
     latency_rate: u64,
     latency_seconds: u64,
     phase_timeout: Duration,
+    perf_record_dir: Option<PathBuf>,
 }
 
 fn workspace_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("bench/ has a parent").to_path_buf()
+}
+
+/// `release/weft` in the target dir this tool runs from (`<target>/<profile>/weft-bench`), so a `CARGO_TARGET_DIR`
+/// outside the workspace is honoured; `target/release/weft` of the workspace when there is none.
+fn default_weft_binary() -> PathBuf {
+    let beside = std::env::current_exe().ok().and_then(|exe| Some(exe.parent()?.parent()?.join("release").join("weft")));
+    match beside {
+        Some(path) if path.is_file() => path,
+        _ => workspace_dir().join("target/release/weft"),
+    }
 }
 
 fn main() -> Result<()> {
@@ -281,6 +204,9 @@ fn main() -> Result<()> {
     let out_dir = cli.out_dir.clone().unwrap_or_else(|| workspace_dir().join("bench/results"));
     let report_name = cli.name.clone().unwrap_or_else(|| if cli.smoke { "smoke" } else { "latest" }.to_string());
     let temp_root = cli.temp_dir.clone().unwrap_or_else(std::env::temp_dir);
+    if let Some(dir) = &cli.perf_record_dir {
+        std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
+    }
 
     eprintln!("generating {} events (seed {})", cli.events, cli.seed);
     let workload = Workload::generate(cli.events, cli.seed, cli.partitions);
@@ -310,7 +236,7 @@ fn main() -> Result<()> {
         workload,
         latency_workload,
         temp_root,
-        weft_binary: cli.weft_bin.clone().unwrap_or_else(|| workspace_dir().join("target/release/weft")),
+        weft_binary: cli.weft_bin.clone().unwrap_or_else(default_weft_binary),
         nats_binary: server_process::find_on_path("nats-server"),
         redis_binary: server_process::find_on_path("redis-server"),
         kcat_binary: kcat::find_kcat(),
@@ -322,6 +248,7 @@ fn main() -> Result<()> {
         latency_rate: cli.latency_rate,
         latency_seconds: cli.latency_seconds,
         phase_timeout: Duration::from_secs(cli.phase_timeout_seconds),
+        perf_record_dir: cli.perf_record_dir.clone(),
     };
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let results = runtime.block_on(run_all(&configs, cli.runs, &environment));
@@ -343,45 +270,6 @@ fn main() -> Result<()> {
     Ok(())
 }
 
-fn parse_systems(cli: &Cli) -> Result<Vec<SystemConfig>> {
-    let mut configs = Vec::new();
-    for name in &cli.systems {
-        match name.trim() {
-            "weft" => push_weft_configs(cli, WeftTransport::Http, &cli.weft_auth, &mut configs)?,
-            "weft-kafka" => push_weft_configs(cli, WeftTransport::Kafka, &cli.weft_kafka_auth, &mut configs)?,
-            "nats" => configs.push(SystemConfig::NatsJetStream),
-            "redis-aof" => configs.push(SystemConfig::Redis(RedisPersistence::AofEverySecond)),
-            "redis-none" => configs.push(SystemConfig::Redis(RedisPersistence::None)),
-            "postgres" => configs.push(SystemConfig::PostgresOutbox),
-            other => bail!("unknown system {other:?}; expected weft, weft-kafka, nats, redis-aof, redis-none or postgres"),
-        }
-    }
-    Ok(configs)
-}
-
-/// One Weft configuration per fsync policy, contracts setting and auth setting.
-fn push_weft_configs(cli: &Cli, transport: WeftTransport, auths: &[String], configs: &mut Vec<SystemConfig>) -> Result<()> {
-    for fsync in &cli.weft_fsync {
-        let fsync = parse_fsync(fsync)?;
-        for contracts in &cli.weft_contracts {
-            for auth in auths {
-                let options = WeftOptions { transport, fsync: fsync.clone(), contracts: contracts == "on", auth: auth == "on" };
-                configs.push(SystemConfig::Weft { options });
-            }
-        }
-    }
-    Ok(())
-}
-
-fn parse_fsync(fsync: &str) -> Result<String> {
-    let fsync = fsync.trim();
-    let valid = fsync == "always" || fsync == "never" || fsync.strip_prefix("interval:").is_some_and(|ms| ms.parse::<u64>().is_ok());
-    if !valid {
-        bail!("--weft-fsync {fsync:?}: expected always, never or interval:<ms>");
-    }
-    Ok(fsync.to_string())
-}
-
 fn cli_echo(cli: &Cli) -> serde_json::Value {
     serde_json::json!({
         "events": cli.events,
@@ -399,6 +287,7 @@ fn cli_echo(cli: &Cli) -> serde_json::Value {
         "weft_contracts": cli.weft_contracts,
         "weft_auth": cli.weft_auth,
         "weft_kafka_auth": cli.weft_kafka_auth,
+        "perf_record_dir": cli.perf_record_dir,
     })
 }
 
@@ -467,7 +356,7 @@ async fn run_all(configs: &[SystemConfig], n_runs: usize, environment: &RunEnvir
             match run_once(config, run_idx, environment).await {
                 Ok(metrics) => {
                     eprintln!(
-                        "   produce {:.0} ev/s, consume {:.0} ev/s, ack p99 {:.2} ms, cpu {:.1}+{:.1} s/M, rss {:.0} MiB",
+                        "   produce {:.0} ev/s, consume {:.0} ev/s, ack p99 {:.2} ms, server cpu {:.2}+{:.2} µs/event, rss {:.0} MiB",
                         metrics.produce_events_per_second,
                         metrics.consume_events_per_second,
                         metrics.latency.as_ref().map_or(f64::NAN, |latency| latency.p99_us / 1000.0),
@@ -504,34 +393,43 @@ async fn run_once(config: &SystemConfig, run_idx: usize, environment: &RunEnviro
         tempfile::Builder::new().prefix("weft-bench-").tempdir_in(&environment.temp_root).context("create the run's temp dir")?;
     let dir = data_dir.path();
     let missing = || anyhow!("server binary disappeared");
+    let profile = environment.perf_record_dir.as_ref().map(|dir| dir.join(format!("{}-run{}.perf.data", config.key(), run_idx + 1)));
+    let run = RunPlan { run_idx, profile };
     match config {
         SystemConfig::Weft { options } => {
             let system = within("start weft", START_TIMEOUT, WeftSystem::start(&environment.weft_binary, dir, options.clone())).await?;
-            measure(system, run_idx, environment).await
+            measure(system, &run, environment).await
         }
         SystemConfig::NatsJetStream => {
             let binary = environment.nats_binary.as_deref().ok_or_else(missing)?;
             let system = within("start nats-server", START_TIMEOUT, NatsSystem::start(binary, dir)).await?;
-            measure(system, run_idx, environment).await
+            measure(system, &run, environment).await
         }
         SystemConfig::Redis(persistence) => {
             let binary = environment.redis_binary.as_deref().ok_or_else(missing)?;
             let system = within("start redis-server", START_TIMEOUT, RedisSystem::start(binary, dir, *persistence)).await?;
-            measure(system, run_idx, environment).await
+            measure(system, &run, environment).await
         }
         SystemConfig::PostgresOutbox => {
             let install = environment.postgres.as_ref().ok_or_else(missing)?;
             let system = within("start postgres", START_TIMEOUT * 2, PostgresSystem::start(install, dir)).await?;
-            measure(system, run_idx, environment).await
+            measure(system, &run, environment).await
         }
     }
 }
 
+/// What differs between runs of one configuration.
+struct RunPlan {
+    run_idx: usize,
+    /// Where to write a `perf record` profile of the server's produce phase, if one is asked for.
+    profile: Option<PathBuf>,
+}
+
 /// Runs all phases and always stops the server, also when a phase failed.
-async fn measure<S: System>(mut system: S, run_idx: usize, environment: &RunEnvironment) -> Result<RunMetrics> {
+async fn measure<S: System>(mut system: S, run: &RunPlan, environment: &RunEnvironment) -> Result<RunMetrics> {
     let load_average_at_start = load_average();
     let sampler = RssSampler::start(system.server_pid());
-    let outcome = run_phases(&mut system, run_idx, environment, &sampler).await;
+    let outcome = run_phases(&mut system, run, environment, &sampler).await;
     let peak_tree_bytes = sampler.finish();
     let peak_main_bytes = peak_rss_bytes(system.server_pid());
     let stopped = within("stop the server", STOP_TIMEOUT, system.stop()).await;
@@ -556,13 +454,18 @@ async fn open_lanes<S: System>(system: &S, stream: &StreamSpec, n_lanes: usize) 
     Ok(lanes)
 }
 
-async fn run_phases<S: System>(system: &mut S, run_idx: usize, environment: &RunEnvironment, sampler: &RssSampler) -> Result<RunMetrics> {
+async fn run_phases<S: System>(system: &mut S, run: &RunPlan, environment: &RunEnvironment, sampler: &RssSampler) -> Result<RunMetrics> {
     let pid = system.server_pid();
     let phase_timeout = environment.phase_timeout;
     let workload = &environment.workload;
 
     let orders = StreamSpec { name: "bench.orders.v1".to_string(), n_partitions: environment.n_partitions };
     within("create the orders stream", START_TIMEOUT, system.create_stream(&orders)).await?;
+    // perf attaches now but samples only between enable and finish, so the profile holds the produce phase alone.
+    let mut profiler = run.profile.as_deref().map(|path| ProduceProfiler::attach(pid, path)).transpose()?;
+    if let Some(profiler) = profiler.as_mut() {
+        profiler.enable()?;
+    }
     let cpu_before_produce = tree_cpu_seconds(pid);
     let client_cpu_before_produce = client_cpu_seconds();
     let produce = match system.produce_with_own_client(&orders, &workload.events, environment.n_producers).await {
@@ -588,6 +491,9 @@ async fn run_phases<S: System>(system: &mut S, run_idx: usize, environment: &Run
     };
     let cpu_after_produce = tree_cpu_seconds(pid);
     let client_cpu_after_produce = client_cpu_seconds();
+    if let Some(profiler) = profiler {
+        eprintln!("   perf profile of the produce phase: {}", profiler.finish()?.display());
+    }
     let peak_rss_after_produce_bytes = sampler.peak_so_far(pid);
 
     let n_events = workload.events.len() as u64;
@@ -605,7 +511,7 @@ async fn run_phases<S: System>(system: &mut S, run_idx: usize, environment: &Run
     let consume_seconds = consume_elapsed.as_secs_f64();
     let n_latency_events = environment.latency_workload.events.len() as u64;
     Ok(RunMetrics {
-        run_idx,
+        run_idx: run.run_idx,
         n_events,
         produce_seconds,
         produce_events_per_second: n_events as f64 / produce_seconds,

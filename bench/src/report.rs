@@ -115,12 +115,28 @@ const METRICS: &[Metric] = &[
         higher_is_better: true,
     },
     Metric {
+        key: "produce_server_cpu_seconds_per_million_events",
+        title: "server CPU-µs/event produce",
+        value: |run| Some(run.produce_server_cpu_seconds_per_million_events),
+        display_divisor: 1.0,
+        decimals: 2,
+        higher_is_better: false,
+    },
+    Metric {
         key: "consume_events_per_second",
         title: "consume ev/s",
         value: |run| Some(run.consume_events_per_second),
         display_divisor: 1.0,
         decimals: 0,
         higher_is_better: true,
+    },
+    Metric {
+        key: "consume_server_cpu_seconds_per_million_events",
+        title: "server CPU-µs/event consume",
+        value: |run| Some(run.consume_server_cpu_seconds_per_million_events),
+        display_divisor: 1.0,
+        decimals: 2,
+        higher_is_better: false,
     },
     Metric {
         key: "latency_p50_us",
@@ -143,22 +159,6 @@ const METRICS: &[Metric] = &[
         title: "ack p99.9 ms",
         value: |run| run.latency.as_ref().map(|latency| latency.p999_us),
         display_divisor: 1000.0,
-        decimals: 2,
-        higher_is_better: false,
-    },
-    Metric {
-        key: "produce_server_cpu_seconds_per_million_events",
-        title: "server CPU-s/M produce",
-        value: |run| Some(run.produce_server_cpu_seconds_per_million_events),
-        display_divisor: 1.0,
-        decimals: 2,
-        higher_is_better: false,
-    },
-    Metric {
-        key: "consume_server_cpu_seconds_per_million_events",
-        title: "server CPU-s/M consume",
-        value: |run| Some(run.consume_server_cpu_seconds_per_million_events),
-        display_divisor: 1.0,
         decimals: 2,
         higher_is_better: false,
     },
@@ -316,6 +316,14 @@ impl Report {
             config["runs"],
         )?;
 
+        if self.systems.iter().any(|system| system.weft.as_ref().is_some_and(|options| options.contracts)) {
+            writeln!(
+                out,
+                "Governed runs (`-contracts`) validate every event against `bench/contracts/orders.odcs.yaml` before it is \
+                 appended: ten required fields, a uuid, three patterns, numeric minimums and maximums, two enumerations, \
+                 a timestamp and an optional text with a length limit.\n"
+            )?;
+        }
         writeln!(out, "## Physical limits of this machine\n")?;
         match &self.limits {
             Some(limits) => {
@@ -392,8 +400,9 @@ impl Report {
         }
         writeln!(
             out,
-            "\nServer CPU is user+system time of the server's process tree per million events; peak RSS is the server's \
-             process tree with shared memory counted once (for PostgreSQL that includes its 128 MiB shared buffers once).\n"
+            "\nServer CPU-µs/event is the user+system time of the server's process tree (`utime+stime` from `/proc/<pid>/stat`, \
+             read before and after the phase) divided by the events of the phase; peak RSS is the server's process tree with \
+             shared memory counted once (for PostgreSQL that includes its 128 MiB shared buffers once).\n"
         )?;
 
         self.write_time_breakdown(out)?;
@@ -524,7 +533,7 @@ impl Report {
         writeln!(
             out,
             "Throughput cost = 1 − (produce ev/s with the feature ÷ without). Server CPU per event is the difference of the \
-             server's CPU-s per million events produced, in µs per event. Differences smaller than the runs' min–max \
+             server's CPU-µs per event produced. Differences smaller than the runs' min–max \
              spread (Results) are noise.\n"
         )?;
         writeln!(

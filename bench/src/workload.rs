@@ -40,7 +40,7 @@ impl Workload {
         let mut events = Vec::with_capacity(n_events);
         let mut n_payload_bytes = 0u64;
         for event_idx in 0..n_events {
-            let event = generate_event(&mut random, seed, event_idx as u64, n_partitions);
+            let event = generate_event(&mut random, event_idx as u64, n_partitions);
             n_payload_bytes += event.payload.len() as u64;
             events.push(event);
         }
@@ -55,10 +55,11 @@ impl Workload {
     }
 }
 
-fn generate_event(random: &mut SplitMix64, seed: u64, event_idx: u64, n_partitions: u32) -> Event {
+fn generate_event(random: &mut SplitMix64, event_idx: u64, n_partitions: u32) -> Event {
     let customer_idx = random.below(CUSTOMERS_COUNT);
     let key = format!("c-{customer_idx:05}");
     let partition = (fnv1a(key.as_bytes()) % u64::from(n_partitions)) as u32;
+    let order_id = random_uuid_v4(random);
     let amount_cents = 100 + random.below(50_000);
     // One event per millisecond of a fixed day keeps timestamps deterministic and ordered.
     let millis_of_day = event_idx % 86_400_000;
@@ -69,12 +70,11 @@ fn generate_event(random: &mut SplitMix64, seed: u64, event_idx: u64, n_partitio
     write!(
         payload,
         concat!(
-            "{{\"order_id\":\"ord-{:04x}-{:09}\",\"customer_id\":\"{}\",\"amount\":{}.{:02},",
+            "{{\"order_id\":\"{}\",\"customer_id\":\"{}\",\"amount\":{}.{:02},",
             "\"currency\":\"{}\",\"items\":{},\"timestamp\":\"2026-11-01T{:02}:{:02}:{:02}.{:03}Z\",",
             "\"status\":\"{}\",\"channel\":\"{}\",\"shipping_country\":\"{}\",\"sku\":\"SKU-{:06}\",\"note\":\""
         ),
-        seed & 0xffff,
-        event_idx,
+        order_id,
         key,
         amount_cents / 100,
         amount_cents % 100,
@@ -98,6 +98,20 @@ fn generate_event(random: &mut SplitMix64, seed: u64, event_idx: u64, n_partitio
     }
     payload.push_str(closing);
     Event { key, partition, payload }
+}
+
+/// A random (version 4, RFC 9562 variant) uuid in its `8-4-4-4-12` hex form, as real order ids often are.
+fn random_uuid_v4(random: &mut SplitMix64) -> String {
+    let (high, low) = (random.next_u64(), random.next_u64());
+    format!(
+        "{:08x}-{:04x}-4{:03x}-{:x}{:03x}-{:012x}",
+        high >> 32,
+        (high >> 16) & 0xffff,
+        high & 0x0fff,
+        0x8 | (low >> 62),
+        (low >> 48) & 0x0fff,
+        low & 0xffff_ffff_ffff
+    )
 }
 
 /// FNV-1a, 64 bit: a stable, dependency-free hash for client-side partitioning.
@@ -138,7 +152,8 @@ impl SplitMix64 {
 mod tests {
     use super::*;
 
-    /// Proves the workload is deterministic, valid JSON, about 250 bytes per event, and spread over all partitions.
+    /// Proves the workload is deterministic, valid JSON, about 250 bytes per event, spread over all partitions, and
+    /// that no two events share an order id.
     #[test]
     fn workload_is_deterministic_valid_json_of_about_250_bytes() {
         let first = Workload::generate(2_000, 7, 8);
@@ -148,10 +163,14 @@ mod tests {
         }
         let mean = first.mean_payload_bytes();
         assert!((240.0..260.0).contains(&mean), "mean payload {mean}");
+        let payload_bytes_max = PAYLOAD_BYTES_MIN + PAYLOAD_BYTES_SPREAD as usize;
+        assert!(first.events.iter().all(|event| event.payload.len() <= payload_bytes_max), "an event outgrew its padding");
         let mut seen_partitions = [false; 8];
+        let mut order_ids = std::collections::HashSet::new();
         for event in &first.events {
             let value: serde_json::Value = serde_json::from_str(&event.payload).expect("valid JSON");
             assert_eq!(value["customer_id"], event.key.as_str());
+            assert!(order_ids.insert(value["order_id"].as_str().expect("order_id is a string").to_string()));
             seen_partitions[event.partition as usize] = true;
         }
         assert!(seen_partitions.iter().all(|seen| *seen));

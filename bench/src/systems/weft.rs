@@ -7,9 +7,10 @@
 //! (`admin`, the token).
 //!
 //! Streams are created over HTTP for both transports: with contracts off by `POST /api/v1/streams`, with contracts on by
-//! `POST /api/v1/apply` of the ODCS contract in [`order_contract_yaml`], which makes every produced event be validated
-//! before it is appended, over HTTP and over Kafka (invalid ones go to `<stream>.dlq`; the benchmark's events are all
-//! valid, an HTTP run fails if any is rejected, and a Kafka run fails if the consumed count is short).
+//! `POST /api/v1/apply` of the ODCS contract `bench/contracts/orders.odcs.yaml` ([`order_contract_yaml`]), which makes
+//! every produced event be validated before it is appended, over HTTP and over Kafka (invalid ones go to
+//! `<stream>.dlq`; the benchmark's events are all valid, an HTTP run fails if any is rejected, and a Kafka run fails if
+//! the consumed count is short).
 //! A `POST .../events` response, and a Kafka Produce response (acks=all), arrives only once its events are durable
 //! under the stream's fsync policy.
 //!
@@ -128,92 +129,22 @@ fn events_path(stream: &StreamSpec) -> String {
     format!("/api/v1/streams/{}/events", stream.name)
 }
 
-/// The ODCS v3.1.0 contract the benchmark applies with `--weft-contracts on`: every field of the order events
-/// (`workload.rs`) is declared with its type, the enumerations as `invalidValues` rules, bounds on numbers and a
-/// pattern on the SKU, so validation does about the work a real contract for such events would.
+/// The ODCS v3.1.0 contract template of the governed runs (`--weft-contracts on`), with `${stream}`, `${partitions}` and
+/// `${fsync}` to fill in; kept as a YAML file so it can be read, and applied by hand, like the contracts in `examples/`.
+const ORDER_CONTRACT_TEMPLATE: &str = include_str!("../../contracts/orders.odcs.yaml");
+
+/// The contract the benchmark applies with `--weft-contracts on` for one stream: every field of the order events
+/// (`workload.rs`) is declared with its type; ten are required, the order id is a uuid, three fields have a pattern,
+/// numbers have bounds, two fields are enumerations and one is a timestamp, so validation does the work a realistic
+/// contract for such events would.
 pub(crate) fn order_contract_yaml(stream: &StreamSpec, fsync: &str) -> String {
-    format!(
-        r#"apiVersion: v3.1.0
-kind: DataContract
-id: urn:weft-bench:{name}
-name: BenchOrders
-version: 1.0.0
-status: active
-schema:
-  - name: Order
-    physicalType: topic
-    physicalName: {name}
-    customProperties:
-      - property: weft.partitions
-        value: {partitions}
-      - property: weft.key
-        value: /customer_id
-      - property: weft.fsync
-        value: "{fsync}"
-    properties:
-      - name: order_id
-        logicalType: string
-        required: true
-        logicalTypeOptions:
-          pattern: '^ord-[0-9a-f]{{4}}-[0-9]{{9}}$'
-      - name: customer_id
-        logicalType: string
-        required: true
-        logicalTypeOptions:
-          minLength: 1
-          maxLength: 64
-      - name: amount
-        logicalType: number
-        required: true
-        logicalTypeOptions:
-          minimum: 0
-          maximum: 1000000
-      - name: currency
-        logicalType: string
-        required: true
-        quality:
-          - metric: invalidValues
-            arguments:
-              validValues: [EUR, USD, GBP, CHF]
-            mustBe: 0
-      - name: items
-        logicalType: integer
-        required: true
-        logicalTypeOptions:
-          minimum: 1
-          maximum: 1000
-      - name: timestamp
-        logicalType: timestamp
-        required: true
-      - name: status
-        logicalType: string
-        required: true
-        quality:
-          - metric: invalidValues
-            arguments:
-              validValues: [created, paid, shipped, cancelled]
-            mustBe: 0
-      - name: channel
-        logicalType: string
-        required: true
-      - name: shipping_country
-        logicalType: string
-        required: true
-        logicalTypeOptions:
-          pattern: '^[A-Z]{{2}}$'
-      - name: sku
-        logicalType: string
-        required: true
-        logicalTypeOptions:
-          pattern: '^SKU-[0-9]{{6}}$'
-      - name: note
-        logicalType: string
-        logicalTypeOptions:
-          maxLength: 1000
-"#,
-        name = stream.name,
-        partitions = stream.n_partitions,
-    )
+    let yaml = ORDER_CONTRACT_TEMPLATE
+        .replace("${stream}", &stream.name)
+        .replace("${partitions}", &stream.n_partitions.to_string())
+        .replace("${fsync}", fsync);
+    // A placeholder left over would be applied literally (a stream named `${stream}`), so it is a bug of this file.
+    assert!(!yaml.contains("${"), "the bench contract template has a placeholder this function does not fill in");
+    yaml
 }
 
 /// The bench contract compiled with Weft's own contract library, for the in-process validation probe and tests.
@@ -360,24 +291,76 @@ impl Lane for WeftLane {
 mod tests {
     use super::*;
     use crate::workload::Workload;
+    use serde_json::{Value, json};
+    use weft_contract::violation;
+
+    fn bench_stream() -> StreamSpec {
+        StreamSpec { name: "bench.orders.v1".to_string(), n_partitions: 8 }
+    }
+
+    /// The one helper: a change to a generated event in, the `(code, pointer)` violations the contract reports out.
+    fn check(contract: &weft_contract::CompiledContract, event: &Value, expected: &[(&str, &str)]) {
+        let actual: Vec<(&str, String)> = match contract.validate(event) {
+            Ok(()) => Vec::new(),
+            Err(violations) => violations.into_iter().map(|violation| (violation.code, violation.path)).collect(),
+        };
+        let expected: Vec<(&str, String)> = expected.iter().map(|(code, path)| (*code, path.to_string())).collect();
+        assert_eq!(actual, expected, "event {event}");
+    }
 
     /// Proves the contract the benchmark applies accepts every generated event: it parses and compiles with Weft's own
     /// contract library and finds no violation, so a run with contracts on measures validation, not dead letters.
     #[test]
     fn the_bench_contract_accepts_every_generated_event() {
-        let stream = StreamSpec { name: "bench.orders.v1".to_string(), n_partitions: 8 };
-        let yaml = order_contract_yaml(&stream, "interval:5");
+        let yaml = order_contract_yaml(&bench_stream(), "interval:5");
         assert!(yaml.contains("physicalName: bench.orders.v1"));
         assert!(yaml.contains("value: \"interval:5\""));
-        assert!(yaml.contains("'^SKU-[0-9]{6}$'"));
-        let contract = compile_order_contract(&stream, "interval:5").expect("the bench contract compiles");
+        assert!(yaml.contains("value: 8\n"));
+        let contract = compile_order_contract(&bench_stream(), "interval:5").expect("the bench contract compiles");
         let workload = Workload::generate(2_000, 3, 8);
         for event in &workload.events {
             if let Err(violations) = contract.validate_bytes(event.payload.as_bytes()) {
                 panic!("event {} violates the bench contract: {violations:?}", event.payload);
             }
         }
-        let broken = workload.events[0].payload.replace("\"currency\":\"", "\"currency\":\"X");
-        assert!(contract.validate_bytes(broken.as_bytes()).is_err(), "a wrong currency must be refused");
+    }
+
+    /// Proves every rule the bench contract declares is enforced, so governed runs pay for all of them: each of the ten
+    /// required fields, the uuid format, the three patterns, the numeric bounds, both enumerations and the timestamp.
+    #[test]
+    fn the_bench_contract_enforces_each_of_its_rules() {
+        let contract = compile_order_contract(&bench_stream(), "always").expect("the bench contract compiles");
+        let workload = Workload::generate(1, 11, 8);
+        let valid: Value = serde_json::from_str(&workload.events[0].payload).expect("generated events are JSON");
+        check(&contract, &valid, &[]);
+
+        let required =
+            ["order_id", "customer_id", "amount", "currency", "items", "timestamp", "status", "channel", "shipping_country", "sku"];
+        for field in required {
+            let mut event = valid.clone();
+            event.as_object_mut().expect("an event is an object").remove(field);
+            check(&contract, &event, &[(violation::REQUIRED_MISSING, &format!("/{field}"))]);
+        }
+        let mut without_note = valid.clone();
+        without_note.as_object_mut().expect("an event is an object").remove("note");
+        check(&contract, &without_note, &[]);
+
+        for (field, value, code) in [
+            ("order_id", json!("ord-0001-000000001"), violation::FORMAT_INVALID),
+            ("customer_id", json!("customer-1"), violation::PATTERN_MISMATCH),
+            ("amount", json!(-0.01), violation::OUT_OF_RANGE),
+            ("amount", json!("12.00"), violation::TYPE_MISMATCH),
+            ("currency", json!("JPY"), violation::NOT_VALID_VALUE),
+            ("items", json!(0), violation::OUT_OF_RANGE),
+            ("timestamp", json!("yesterday"), violation::FORMAT_INVALID),
+            ("status", json!("lost"), violation::NOT_VALID_VALUE),
+            ("channel", json!("x"), violation::LENGTH_OUT_OF_RANGE),
+            ("shipping_country", json!("de"), violation::PATTERN_MISMATCH),
+            ("sku", json!("SKU-12345"), violation::PATTERN_MISMATCH),
+        ] {
+            let mut event = valid.clone();
+            event[field] = value;
+            check(&contract, &event, &[(code, &format!("/{field}"))]);
+        }
     }
 }
