@@ -775,17 +775,3 @@ def test_invalid_utf8_json_from_kafka_is_fetched_as_data_base64(server, producer
         assert base64.b64decode(envelope["event"]["data_base64"]) == value, (where, envelope)
     (envelope,) = sse_events(server, stream, 0, 1)
     assert "data" not in envelope["event"] and base64.b64decode(envelope["event"]["data_base64"]) == value, ("live tail", envelope)
-
-
-def test_live_tail_puts_each_event_on_one_data_line(server, producer):
-    """JSON stored with line breaks between its tokens (valid JSON, as a producer may send it)
-    is still one `data:` line per event, so a reader that parses each line as JSON works."""
-    stream = f"lines.e{next(EXAMPLE_IDS)}"
-    server.create_stream(stream)
-    value = b'{"k":\n"v"}\n'
-    status, reply = read_json(server, "POST", f"/api/v1/streams/{stream}/events", value, {"content-type": "application/json"})
-    assert status == 200, reply
-    err, _ = kafka_send(producer, stream, value)
-    assert err is None, str(err)
-    events = sse_events(server, stream, 0, 2, one_line_each=True)
-    assert [e["event"]["data"] for e in events] == [{"k": "v"}, {"k": "v"}], events

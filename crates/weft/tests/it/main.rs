@@ -5,6 +5,7 @@
 
 mod api_snapshots;
 mod bad_input;
+mod blocking;
 mod catalog;
 mod cli;
 mod contracts;

@@ -138,6 +138,8 @@ pub struct Server {
     token: TokenSlot,
     /// Arguments added to every `weft serve` of this server (e.g. `--demo`).
     serve_args: Vec<String>,
+    /// Environment variables set for every `weft serve` of this server.
+    serve_env: Vec<(String, String)>,
     /// The data directory is a tmpfs mounted for this server (unmounted on drop).
     tmpfs: bool,
 }
@@ -153,6 +155,14 @@ impl Server {
         Self::start_in(serve_args, None)
     }
 
+    /// Like `start`, with extra environment variables for `weft serve`.
+    pub fn start_with_env(serve_env: &[(&str, &str)]) -> Self {
+        let mut server = Self::new_stopped(&[], None);
+        server.serve_env = serve_env.iter().map(|(name, value)| (name.to_string(), value.to_string())).collect();
+        server.start_again();
+        server
+    }
+
     /// Starts a server whose data directory is a tmpfs of `size_bytes`, so the disk fills up.
     /// Mounting needs root; `None` when the tests do not run as root.
     pub fn start_on_small_disk(size_bytes: u64) -> Option<Self> {
@@ -164,6 +174,12 @@ impl Server {
     }
 
     fn start_in(serve_args: &[&str], tmpfs_bytes: Option<u64>) -> Self {
+        let mut server = Self::new_stopped(serve_args, tmpfs_bytes);
+        server.start_again();
+        server
+    }
+
+    fn new_stopped(serve_args: &[&str], tmpfs_bytes: Option<u64>) -> Self {
         let root = tempfile::Builder::new().prefix("weft-it-").tempdir().expect("creating a temporary directory");
         std::fs::create_dir(root.path().join("data")).expect("creating the data directory");
         if let Some(size_bytes) = tmpfs_bytes {
@@ -176,10 +192,16 @@ impl Server {
         }
         let token = TokenSlot::default();
         let serve_args = serve_args.iter().map(|a| a.to_string()).collect();
-        let mut server =
-            Self { root, child: None, base_url: String::new(), agent: agent(&token), token, serve_args, tmpfs: tmpfs_bytes.is_some() };
-        server.start_again();
-        server
+        Self {
+            root,
+            child: None,
+            base_url: String::new(),
+            agent: agent(&token),
+            token,
+            serve_args,
+            serve_env: Vec::new(),
+            tmpfs: tmpfs_bytes.is_some(),
+        }
     }
 
     pub fn data_dir(&self) -> PathBuf {
@@ -214,6 +236,7 @@ impl Server {
                 .arg(self.data_dir())
                 .args(["--listen", &format!("127.0.0.1:{port}")])
                 .args(&self.serve_args)
+                .envs(self.serve_env.iter().map(|(name, value)| (name.as_str(), value.as_str())))
                 .env("RUST_LOG", "info")
                 // The Kafka listener defaults to the fixed port 9092, which parallel servers cannot share.
                 .env("WEFT_KAFKA_LISTEN", "127.0.0.1:0")
