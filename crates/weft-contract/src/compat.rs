@@ -16,7 +16,8 @@ use std::fmt;
 
 use serde_json::Value;
 
-use crate::compile::{CompiledContract, integer_format_range};
+use crate::compile::integer_format_range;
+use crate::compiled::CompiledContract;
 use crate::model::{SchemaObject, SchemaProperty};
 
 /// Schema-registry compatibility modes (the names and meaning of Confluent Schema Registry).
