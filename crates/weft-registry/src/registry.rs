@@ -34,7 +34,7 @@ use crate::avro;
 use crate::compatibility::ParsedSchema;
 use crate::error::RegistryError;
 use crate::json_schema;
-use crate::model::{CompatibilityLevel, Mode, SchemaReference, SchemaType, StoredSchema, SubjectVersion};
+use crate::model::{CompatibilityMode, Mode, SchemaReference, SchemaType, StoredSchema, SubjectVersion};
 
 /// Largest schema text accepted (42209 beyond).
 pub const SCHEMA_BYTES_MAX: usize = 1024 * 1024;
@@ -65,7 +65,7 @@ const SETTING_MODE: &str = "mode";
 const COUNTER_NEXT_SCHEMA_ID: &str = "next_schema_id";
 
 /// The compatibility level a fresh registry starts with.
-pub const DEFAULT_COMPATIBILITY: CompatibilityLevel = CompatibilityLevel::Backward;
+pub const DEFAULT_COMPATIBILITY: CompatibilityMode = CompatibilityMode::Backward;
 
 #[derive(Serialize, Deserialize)]
 struct SchemaRecord {
@@ -266,12 +266,12 @@ impl Registry {
         Ok(table.get(subject)?.map(|value| value.value().to_string()))
     }
 
-    fn global_compatibility_in(&self, txn: &ReadTransaction) -> Result<CompatibilityLevel, RegistryError> {
-        Ok(self.setting(txn, SETTING_COMPATIBILITY)?.and_then(|level| CompatibilityLevel::parse(&level)).unwrap_or(DEFAULT_COMPATIBILITY))
+    fn global_compatibility_in(&self, txn: &ReadTransaction) -> Result<CompatibilityMode, RegistryError> {
+        Ok(self.setting(txn, SETTING_COMPATIBILITY)?.and_then(|level| CompatibilityMode::parse(&level)).unwrap_or(DEFAULT_COMPATIBILITY))
     }
 
-    fn effective_compatibility_in(&self, txn: &ReadTransaction, subject: &str) -> Result<CompatibilityLevel, RegistryError> {
-        match self.subject_setting(txn, SUBJECT_COMPATIBILITY, subject)?.and_then(|level| CompatibilityLevel::parse(&level)) {
+    fn effective_compatibility_in(&self, txn: &ReadTransaction, subject: &str) -> Result<CompatibilityMode, RegistryError> {
+        match self.subject_setting(txn, SUBJECT_COMPATIBILITY, subject)?.and_then(|level| CompatibilityMode::parse(&level)) {
             Some(level) => Ok(level),
             None => self.global_compatibility_in(txn),
         }

@@ -10,36 +10,36 @@ use super::{
 };
 use super::{not_permitted, validate_subject};
 use crate::error::RegistryError;
-use crate::model::{CompatibilityLevel, Mode};
+use crate::model::{CompatibilityMode, Mode};
 
 impl Registry {
     /// The global level (`None`) or a subject's own level, if it has one.
-    pub fn compatibility(&self, subject: Option<&str>) -> Result<Option<CompatibilityLevel>, RegistryError> {
+    pub fn compatibility(&self, subject: Option<&str>) -> Result<Option<CompatibilityMode>, RegistryError> {
         let txn = self.db.begin_read()?;
         match subject {
             None => Ok(Some(self.global_compatibility_in(&txn)?)),
             Some(subject) => {
-                Ok(self.subject_setting(&txn, SUBJECT_COMPATIBILITY, subject)?.and_then(|level| CompatibilityLevel::parse(&level)))
+                Ok(self.subject_setting(&txn, SUBJECT_COMPATIBILITY, subject)?.and_then(|level| CompatibilityMode::parse(&level)))
             }
         }
     }
 
     /// The level that applies to `subject`: its own, else the global one.
-    pub fn effective_compatibility(&self, subject: &str) -> Result<CompatibilityLevel, RegistryError> {
+    pub fn effective_compatibility(&self, subject: &str) -> Result<CompatibilityMode, RegistryError> {
         let txn = self.db.begin_read()?;
         self.effective_compatibility_in(&txn, subject)
     }
 
     /// Sets the global level (`None`) or a subject's level.
-    pub fn set_compatibility(&self, subject: Option<&str>, level: CompatibilityLevel) -> Result<(), RegistryError> {
+    pub fn set_compatibility(&self, subject: Option<&str>, level: CompatibilityMode) -> Result<(), RegistryError> {
         if let Some(subject) = subject {
             validate_subject(subject)?;
         }
         let _guard = self.lock();
         let write = self.db.begin_write()?;
         match subject {
-            None => write.open_table(SETTINGS)?.insert(SETTING_COMPATIBILITY, level.as_str())?.is_some(),
-            Some(subject) => write.open_table(SUBJECT_COMPATIBILITY)?.insert(subject, level.as_str())?.is_some(),
+            None => write.open_table(SETTINGS)?.insert(SETTING_COMPATIBILITY, level.name())?.is_some(),
+            Some(subject) => write.open_table(SUBJECT_COMPATIBILITY)?.insert(subject, level.name())?.is_some(),
         };
         write.commit()?;
         Ok(())
@@ -47,7 +47,7 @@ impl Registry {
 
     /// Removes a subject's level (40408 if it had none) or resets the global one to the
     /// default; returns the level that was in force.
-    pub fn delete_compatibility(&self, subject: Option<&str>) -> Result<CompatibilityLevel, RegistryError> {
+    pub fn delete_compatibility(&self, subject: Option<&str>) -> Result<CompatibilityMode, RegistryError> {
         let _guard = self.lock();
         let previous = self.compatibility(subject)?;
         let write = self.db.begin_write()?;

@@ -13,7 +13,7 @@ use super::{
 };
 use crate::compatibility::check_pair;
 use crate::error::RegistryError;
-use crate::model::{CompatibilityLevel, CompatibilityTarget, CompatibilityVerdict, Mode, RegisteredSchema, SchemaReference, SchemaType};
+use crate::model::{CompatibilityMode, CompatibilityTarget, CompatibilityVerdict, Mode, RegisteredSchema, SchemaReference, SchemaType};
 
 impl Registry {
     /// Checks `schema` against `subject`'s versions named by `target`, under the subject's
@@ -39,7 +39,7 @@ impl Registry {
         txn: &ReadTransaction,
         subject: &str,
         target: CompatibilityTarget,
-        level: CompatibilityLevel,
+        level: CompatibilityMode,
         prepared: &PreparedSchema,
     ) -> Result<Vec<String>, RegistryError> {
         let live: Vec<(u32, u32)> = self
@@ -60,7 +60,7 @@ impl Registry {
             CompatibilityTarget::All if level.is_transitive() => live,
             CompatibilityTarget::All => live.last().copied().into_iter().collect(),
         };
-        if level == CompatibilityLevel::None {
+        if level == CompatibilityMode::None {
             return Ok(Vec::new());
         }
         let mut messages = Vec::new();
