@@ -16,11 +16,15 @@ use std::fmt;
 
 use serde_json::Value;
 
-use crate::compile::{CompiledContract, integer_format_range};
+use crate::compile::integer_format_range;
+use crate::compiled::CompiledContract;
 use crate::model::{SchemaObject, SchemaProperty};
 
 /// Schema-registry compatibility modes (the names and meaning of Confluent Schema Registry).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+///
+/// The one type for this concept across Weft: contracts' `weft.compatibility`, `weft contract
+/// diff`, and the schema registry's levels (`weft-registry`, whose wire spellings are [`Self::name`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum CompatibilityMode {
     /// New readers can read data written with the previous version. Upgrade consumers first.
     #[default]
@@ -64,7 +68,8 @@ impl CompatibilityMode {
         Self::ALL.iter().copied().find(|mode| mode.name().eq_ignore_ascii_case(text))
     }
 
-    fn checks_backward(self) -> bool {
+    /// Whether readers on the new version must read data written with old ones.
+    pub fn checks_backward(self) -> bool {
         matches!(
             self,
             CompatibilityMode::Backward
@@ -74,14 +79,16 @@ impl CompatibilityMode {
         )
     }
 
-    fn checks_forward(self) -> bool {
+    /// Whether readers on old versions must read data written with the new one.
+    pub fn checks_forward(self) -> bool {
         matches!(
             self,
             CompatibilityMode::Forward | CompatibilityMode::ForwardTransitive | CompatibilityMode::Full | CompatibilityMode::FullTransitive
         )
     }
 
-    fn transitive(self) -> bool {
+    /// Whether the check runs against every earlier version instead of only the latest.
+    pub fn is_transitive(self) -> bool {
         matches!(self, CompatibilityMode::BackwardTransitive | CompatibilityMode::ForwardTransitive | CompatibilityMode::FullTransitive)
     }
 }
@@ -139,7 +146,7 @@ pub struct CheckedChange {
 /// the last one and never fails.
 pub fn check_compatibility(previous: &[CompiledContract], new: &CompiledContract, mode: CompatibilityMode) -> CompatibilityReport {
     let checked: &[CompiledContract] =
-        if mode.transitive() { previous } else { previous.last().map(std::slice::from_ref).unwrap_or_default() };
+        if mode.is_transitive() { previous } else { previous.last().map(std::slice::from_ref).unwrap_or_default() };
     let mut changes = Vec::new();
     for old in checked {
         for change in diff(old.schema_object(), new.schema_object()) {

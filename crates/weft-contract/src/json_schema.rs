@@ -7,7 +7,8 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::compile::{CompiledContract, integer_format_range};
+use crate::compile::integer_format_range;
+use crate::compiled::CompiledContract;
 use crate::model::{SchemaObject, SchemaProperty};
 
 impl CompiledContract {

@@ -65,6 +65,7 @@
 mod check;
 mod compat;
 mod compile;
+mod compiled;
 mod doc;
 mod error;
 mod format;
@@ -72,6 +73,7 @@ mod json_schema;
 mod model;
 mod parse;
 mod product;
+mod quality;
 mod settings;
 mod temporal;
 mod validate;
@@ -81,7 +83,8 @@ mod tests;
 
 pub use check::{check_contract, check_domain, check_policy, check_product};
 pub use compat::{Change, CheckedChange, CompatibilityMode, CompatibilityReport, check_compatibility, diff};
-pub use compile::{ClassifiedProperty, CompiledContract, DeferredRule, LOGICAL_TYPES};
+pub use compile::LOGICAL_TYPES;
+pub use compiled::{ClassifiedProperty, CompiledContract, DeferredRule};
 pub use doc::Doc;
 pub use error::{ContractError, code};
 pub use json_schema::to_json_schema;

@@ -12,7 +12,7 @@ use std::borrow::Cow;
 
 use serde_json::Value;
 
-use crate::compile::{
+use crate::compiled::{
     ArrayShape, CompiledContract, EventRule, MapShape, NumericShape, ObjectShape, Shape, StringShape, TemporalShape, ValueNode,
 };
 use crate::doc::{Doc, object_get};

@@ -46,7 +46,8 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::codes;
-use crate::identity::{sha256_hex, unix_ms, write_private_file};
+use crate::encoding::{sha256_hex, unix_ms};
+use crate::private_file::write_private_file;
 
 /// The system stream the entries are appended to.
 pub const AUDIT_STREAM: &str = "_weft.audit";

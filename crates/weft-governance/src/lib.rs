@@ -36,8 +36,10 @@
 
 pub mod audit;
 pub mod authz;
+mod encoding;
 pub mod identity;
 pub mod masking;
+mod private_file;
 
 /// Stable error codes. They are public interface: never renamed, never reused.
 pub mod codes {

@@ -25,7 +25,8 @@ use hmac::{KeyInit, Mac};
 use serde_json::Value;
 
 use crate::codes;
-use crate::identity::{from_hex, to_hex, write_private_file};
+use crate::encoding::{from_hex, to_hex};
+use crate::private_file::write_private_file;
 
 type HmacSha256 = hmac::Hmac<sha2::Sha256>;
 

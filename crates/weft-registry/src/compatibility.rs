@@ -5,7 +5,7 @@ use serde_json::Value;
 
 use crate::avro::{self, AvroSchema};
 use crate::json_schema;
-use crate::model::{CompatibilityLevel, SchemaType};
+use crate::model::{CompatibilityMode, SchemaType};
 
 /// Which schema reads: the new one (backward) or the old one (forward).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -47,7 +47,7 @@ impl ParsedSchema {
 }
 
 /// Messages explaining why `new` may not follow `old` under `level` (empty: compatible).
-pub fn check_pair(new: &ParsedSchema, old: &ParsedSchema, level: CompatibilityLevel) -> Vec<String> {
+pub fn check_pair(new: &ParsedSchema, old: &ParsedSchema, level: CompatibilityMode) -> Vec<String> {
     let mut messages = Vec::new();
     if level.checks_backward() {
         messages.extend(read(new, old, Direction::Backward));

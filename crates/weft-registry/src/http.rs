@@ -19,8 +19,7 @@ use serde_json::{Value, json};
 
 use crate::error::{RegistryError, http_status_for_code};
 use crate::model::{
-    CompatibilityLevel, CompatibilityTarget, DeletedFilter, Mode, SchemaReference, SchemaType, StoredSchema, SubjectVersion,
-    VersionSelector,
+    CompatibilityMode, CompatibilityTarget, DeletedFilter, Mode, SchemaReference, SchemaType, StoredSchema, SubjectVersion, VersionSelector,
 };
 use crate::registry::Registry;
 
@@ -421,14 +420,14 @@ struct ModeBody {
 
 async fn get_global_config(State(registry): Shared) -> Result<Response, Failure> {
     let level = blocking(registry, |registry| registry.compatibility(None)).await?.unwrap_or(crate::registry::DEFAULT_COMPATIBILITY);
-    ok(json!({ "compatibilityLevel": level.as_str() }))
+    ok(json!({ "compatibilityLevel": level.name() }))
 }
 
 async fn put_config(registry: Arc<Registry>, subject: Option<String>, headers: HeaderMap, body: Body) -> Result<Response, Failure> {
     let body: ConfigBody = read_json(&headers, body).await?;
-    let level = body.compatibility.as_deref().and_then(CompatibilityLevel::parse).ok_or(RegistryError::InvalidCompatibilityLevel)?;
+    let level = body.compatibility.as_deref().and_then(CompatibilityMode::parse).ok_or(RegistryError::InvalidCompatibilityLevel)?;
     blocking(registry, move |registry| registry.set_compatibility(subject.as_deref(), level)).await?;
-    ok(json!({ "compatibility": level.as_str() }))
+    ok(json!({ "compatibility": level.name() }))
 }
 
 async fn put_global_config(State(registry): Shared, headers: HeaderMap, body: Body) -> Result<Response, Failure> {
@@ -437,7 +436,7 @@ async fn put_global_config(State(registry): Shared, headers: HeaderMap, body: Bo
 
 async fn delete_global_config(State(registry): Shared) -> Result<Response, Failure> {
     let previous = blocking(registry, |registry| registry.delete_compatibility(None)).await?;
-    ok(json!({ "compatibilityLevel": previous.as_str() }))
+    ok(json!({ "compatibilityLevel": previous.name() }))
 }
 
 async fn get_subject_config(State(registry): Shared, Path(subject): Path<String>, RawQuery(query): RawQuery) -> Result<Response, Failure> {
@@ -448,7 +447,7 @@ async fn get_subject_config(State(registry): Shared, Path(subject): Path<String>
         None => Err(RegistryError::SubjectCompatibilityNotConfigured(subject)),
     })
     .await?;
-    ok(json!({ "compatibilityLevel": level.as_str() }))
+    ok(json!({ "compatibilityLevel": level.name() }))
 }
 
 async fn put_subject_config(
@@ -462,7 +461,7 @@ async fn put_subject_config(
 
 async fn delete_subject_config(State(registry): Shared, Path(subject): Path<String>) -> Result<Response, Failure> {
     let previous = blocking(registry, move |registry| registry.delete_compatibility(Some(&subject))).await?;
-    ok(json!({ "compatibilityLevel": previous.as_str() }))
+    ok(json!({ "compatibilityLevel": previous.name() }))
 }
 
 async fn get_global_mode(State(registry): Shared) -> Result<Response, Failure> {

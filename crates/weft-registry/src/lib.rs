@@ -105,7 +105,7 @@ mod registry;
 pub use error::RegistryError;
 pub use http::{REQUEST_BODY_BYTES_MAX, router};
 pub use model::{
-    CompatibilityLevel, CompatibilityTarget, CompatibilityVerdict, DeletedFilter, Mode, RegisteredSchema, SchemaReference, SchemaType,
+    CompatibilityMode, CompatibilityTarget, CompatibilityVerdict, DeletedFilter, Mode, RegisteredSchema, SchemaReference, SchemaType,
     StoredSchema, SubjectVersion, VersionSelector,
 };
 pub use registry::{

@@ -1,8 +1,14 @@
-//! The registry's vocabulary: schema types, compatibility levels, modes, and the values the
-//! library API hands out. Parsing from and printing to the Confluent spellings lives here
-//! so that the store and the HTTP edge agree on them.
+//! The registry's vocabulary: schema types, modes, and the values the library API hands out.
+//! Parsing from and printing to the Confluent spellings lives here so that the store and the
+//! HTTP edge agree on them.
+//!
+//! Compatibility levels are [`weft_contract::CompatibilityMode`], the one type Weft has for
+//! them: contracts and the registry share the names (`BACKWARD`, ..., `NONE`) and their meaning.
+//! Its [`name`](weft_contract::CompatibilityMode::name) is the Confluent spelling the registry
+//! stores and sends, and its `parse` ignores case as Confluent does.
 
 use serde::{Deserialize, Serialize};
+pub use weft_contract::CompatibilityMode;
 
 /// The kind of schema text a subject version holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -36,82 +42,6 @@ impl SchemaType {
             "PROTOBUF" => Some(SchemaType::Protobuf),
             _ => None,
         }
-    }
-}
-
-/// How a new schema must relate to the subject's earlier versions.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum CompatibilityLevel {
-    /// Readers using the new schema can read data written with the latest version.
-    Backward,
-    /// Like `Backward`, against every version.
-    BackwardTransitive,
-    /// Readers using the latest version can read data written with the new schema.
-    Forward,
-    /// Like `Forward`, against every version.
-    ForwardTransitive,
-    /// Both `Backward` and `Forward` against the latest version.
-    Full,
-    /// Both directions against every version.
-    FullTransitive,
-    /// No checks.
-    None,
-}
-
-impl CompatibilityLevel {
-    pub const ALL: [CompatibilityLevel; 7] = [
-        CompatibilityLevel::Backward,
-        CompatibilityLevel::BackwardTransitive,
-        CompatibilityLevel::Forward,
-        CompatibilityLevel::ForwardTransitive,
-        CompatibilityLevel::Full,
-        CompatibilityLevel::FullTransitive,
-        CompatibilityLevel::None,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CompatibilityLevel::Backward => "BACKWARD",
-            CompatibilityLevel::BackwardTransitive => "BACKWARD_TRANSITIVE",
-            CompatibilityLevel::Forward => "FORWARD",
-            CompatibilityLevel::ForwardTransitive => "FORWARD_TRANSITIVE",
-            CompatibilityLevel::Full => "FULL",
-            CompatibilityLevel::FullTransitive => "FULL_TRANSITIVE",
-            CompatibilityLevel::None => "NONE",
-        }
-    }
-
-    /// Parses a Confluent spelling, case-insensitively.
-    pub fn parse(text: &str) -> Option<CompatibilityLevel> {
-        let upper = text.to_ascii_uppercase();
-        CompatibilityLevel::ALL.into_iter().find(|level| level.as_str() == upper)
-    }
-
-    /// Whether readers on the new schema must read old data.
-    pub fn checks_backward(self) -> bool {
-        matches!(
-            self,
-            CompatibilityLevel::Backward
-                | CompatibilityLevel::BackwardTransitive
-                | CompatibilityLevel::Full
-                | CompatibilityLevel::FullTransitive
-        )
-    }
-
-    /// Whether readers on old schemas must read new data.
-    pub fn checks_forward(self) -> bool {
-        matches!(
-            self,
-            CompatibilityLevel::Forward
-                | CompatibilityLevel::ForwardTransitive
-                | CompatibilityLevel::Full
-                | CompatibilityLevel::FullTransitive
-        )
-    }
-
-    /// Whether the check runs against every live version instead of only the latest.
-    pub fn is_transitive(self) -> bool {
-        matches!(self, CompatibilityLevel::BackwardTransitive | CompatibilityLevel::ForwardTransitive | CompatibilityLevel::FullTransitive)
     }
 }
 

@@ -20,16 +20,16 @@ fn parse(schema_type: SchemaType, text: &str) -> ParsedSchema {
 }
 
 /// Old schema, new schema, level → the exact messages (empty: compatible).
-fn check(schema_type: SchemaType, old: &Value, new: &Value, level: CompatibilityLevel, expected: &[&str]) {
+fn check(schema_type: SchemaType, old: &Value, new: &Value, level: CompatibilityMode, expected: &[&str]) {
     let old_parsed = parse(schema_type, &old.to_string());
     let new_parsed = parse(schema_type, &new.to_string());
     let messages = check_pair(&new_parsed, &old_parsed, level);
     assert_eq!(messages, expected, "\nold: {old}\nnew: {new}\nlevel: {level:?}");
 }
 
-const BACKWARD: CompatibilityLevel = CompatibilityLevel::Backward;
-const FORWARD: CompatibilityLevel = CompatibilityLevel::Forward;
-const FULL: CompatibilityLevel = CompatibilityLevel::Full;
+const BACKWARD: CompatibilityMode = CompatibilityMode::Backward;
+const FORWARD: CompatibilityMode = CompatibilityMode::Forward;
+const FULL: CompatibilityMode = CompatibilityMode::Full;
 const NEW_CANNOT: &str = "readers using the new schema cannot read old data";
 const OLD_CANNOT: &str = "readers using the old schema cannot read new data";
 
@@ -105,7 +105,7 @@ fn json_schema_compatibility_rules() {
     check(Json, &nullable, &json!({ "type": "string" }), BACKWARD, &[&format!("(root): type changed null -> string; {NEW_CANNOT}")]);
     // Annotations never matter; NONE checks nothing.
     check(Json, &json!({ "type": "string", "title": "a" }), &json!({ "type": "string", "description": "b" }), FULL, &[]);
-    check(Json, &base, &amount_string, CompatibilityLevel::None, &[]);
+    check(Json, &base, &amount_string, CompatibilityMode::None, &[]);
     // Recursive schemas terminate.
     let tree = json!({ "$ref": "#/$defs/node", "$defs": { "node": { "type": "object", "properties": { "children": { "type": "array", "items": { "$ref": "#/$defs/node" } } } } } });
     check(Json, &tree, &tree, FULL, &[]);
@@ -223,7 +223,7 @@ fn register_deduplicates_and_is_idempotent() {
     let error = registry.register("orders-value", SchemaType::Json, v3, &[]).unwrap_err();
     assert_eq!(error.error_code(), 409);
     assert!(error.to_string().contains("amount: type changed number -> string"), "{error}");
-    registry.set_compatibility(Some("orders-value"), CompatibilityLevel::None).unwrap();
+    registry.set_compatibility(Some("orders-value"), CompatibilityMode::None).unwrap();
     assert_eq!(registry.register("orders-value", SchemaType::Json, v3, &[]).unwrap().version, 3);
     // PROTOBUF and oversize schemas are refused with their codes.
     assert_eq!(registry.register("p", SchemaType::Protobuf, "syntax = \"proto3\";", &[]).unwrap_err().error_code(), 42201);
@@ -248,10 +248,10 @@ fn deletes_and_reopen() {
         assert_eq!(registry.versions("s", DeletedFilter::Include).unwrap(), vec![1, 2]);
         assert_eq!(registry.version("s", VersionSelector::Number(1), false).unwrap_err().error_code(), 40402);
         assert!(registry.version("s", VersionSelector::Number(1), true).unwrap().deleted);
-        registry.set_compatibility(None, CompatibilityLevel::Full).unwrap();
+        registry.set_compatibility(None, CompatibilityMode::Full).unwrap();
     }
     let registry = Registry::open(&path).unwrap();
-    assert_eq!(registry.compatibility(None).unwrap(), Some(CompatibilityLevel::Full));
+    assert_eq!(registry.compatibility(None).unwrap(), Some(CompatibilityMode::Full));
     assert_eq!(registry.delete_subject("s", true).unwrap_err().error_code(), 40405);
     assert_eq!(registry.delete_subject("s", false).unwrap(), vec![2]);
     assert_eq!(registry.delete_subject("s", false).unwrap_err().error_code(), 40404);
@@ -262,6 +262,27 @@ fn deletes_and_reopen() {
     // Ids survive a hard delete; a re-registration restarts versions and reuses the id.
     assert!(registry.schema_by_id(1).unwrap().is_some());
     assert_eq!(registry.register("s", SchemaType::Avro, r#""string""#, &[]).unwrap(), RegisteredSchema { id: 1, version: 1 });
+}
+
+/// Proves that every compatibility level is stored and named with Confluent's spelling, byte
+/// for byte, that spellings parse in any case, and that each level survives a reopen: the
+/// registry's wire format and file do not change with the level type shared with contracts.
+#[test]
+fn compatibility_levels_keep_confluent_spellings_through_the_store() {
+    let confluent = ["BACKWARD", "BACKWARD_TRANSITIVE", "FORWARD", "FORWARD_TRANSITIVE", "FULL", "FULL_TRANSITIVE", "NONE"];
+    assert_eq!(CompatibilityMode::ALL.iter().map(|level| level.name()).collect::<Vec<_>>(), confluent);
+    for name in confluent {
+        assert_eq!(CompatibilityMode::parse(&name.to_ascii_lowercase()).map(CompatibilityMode::name), Some(name));
+    }
+    assert_eq!(CompatibilityMode::parse("BACKWARDS"), None);
+    assert_eq!(DEFAULT_COMPATIBILITY.name(), "BACKWARD");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("registry.redb");
+    for &level in CompatibilityMode::ALL {
+        Registry::open(&path).unwrap().set_compatibility(Some("orders-value"), level).unwrap();
+        let reopened = Registry::open(&path).unwrap();
+        assert_eq!(reopened.compatibility(Some("orders-value")).unwrap(), Some(level));
+    }
 }
 
 /// Proves modes: read-only refuses writes, IMPORT keeps explicit ids, id conflicts are 42207.
