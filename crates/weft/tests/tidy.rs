@@ -208,7 +208,7 @@ fn dependency_kind(section: &str) -> Option<&'static str> {
 /// weft-kafka      -> weft-core, weft-governance, weft-log
 /// weft-core       -> weft-contract, weft-governance, weft-log
 /// weft-bench      -> weft-contract
-/// weft-registry   -> (none)
+/// weft-registry   -> weft-contract
 /// weft-contract   -> (none)
 /// weft-governance -> (none)
 /// weft-log        -> (none)
@@ -237,6 +237,8 @@ const NORMAL_EDGES: &[(&str, &str)] = &[
     // Nests `weft_registry::router`; the lead is moving the registry's routes into `weft-http`,
     // after which `weft-registry` itself should not depend on axum.
     ("weft-http", "weft-registry"),
+    // The registry and the contracts share one compatibility-mode type.
+    ("weft-registry", "weft-contract"),
     ("weft-kafka", "weft-core"),
     ("weft-kafka", "weft-governance"),
     // The Kafka edge re-encodes and checks RecordBatches with `weft_log::batch` (the codec) and
