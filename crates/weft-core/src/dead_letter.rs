@@ -128,6 +128,10 @@ pub const REPLAY_PRODUCER: &str = "weft:dead-letter-replay";
 /// Examples kept per reason in a summary.
 pub const EXAMPLES_PER_REASON_MAX: usize = 3;
 
+/// A partition's batch of replayed events: the builder, the (partition, offset) of each dead
+/// letter it carries, and whether every value is JSON text as stored (`json_checked`).
+type ReplayBatch = (BatchBuilder, Vec<(u32, u64)>, bool);
+
 /// One dead letter, decoded.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DeadLetter {
@@ -284,7 +288,7 @@ impl Broker {
         let mut outcome = ReplayOutcome::default();
         let governance = stream.governance();
         let now_ms = self.now_ms();
-        let mut batches: BTreeMap<u32, (BatchBuilder, Vec<(u32, u64)>, bool)> = BTreeMap::new();
+        let mut batches: BTreeMap<u32, ReplayBatch> = BTreeMap::new();
         for letter in letters {
             if self.meta().dead_letter_replayed(dead_letter_stream.name(), letter.partition, letter.offset)?.is_some() {
                 outcome.already_moved += 1;
