@@ -152,6 +152,11 @@ pub async fn fetch(
     Ok(([(header::CONTENT_TYPE, "application/json")], out).into_response())
 }
 
+/// Smallest read of one fetch step, so small pages still read whole batches.
+const FETCH_STEP_BYTES_MIN: usize = 64 * 1024;
+/// Bytes read per event still wanted (a guess at an event's stored size, with headers).
+const FETCH_BYTES_PER_EVENT_GUESS: usize = 1024;
+
 /// Appends up to `limit` event envelopes (comma separated) from one partition to `out`.
 /// Returns how many were written and the offset to continue from.
 pub async fn write_events(
@@ -166,7 +171,8 @@ pub async fn write_events(
     let mut next_offset = offset;
     let mut n_events = 0usize;
     while n_events < limit {
-        let budget = (limit - n_events).saturating_mul(1024).clamp(64 * 1024, weft_core::broker::FETCH_BYTES_MAX);
+        let budget =
+            (limit - n_events).saturating_mul(FETCH_BYTES_PER_EVENT_GUESS).clamp(FETCH_STEP_BYTES_MIN, weft_core::broker::FETCH_BYTES_MAX);
         let fetched = state.broker.read_batches(stream, partition, next_offset, budget).await?;
         let records = fetched.records(limit - n_events)?;
         let Some(last) = records.last() else { break };
