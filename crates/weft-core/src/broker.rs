@@ -50,7 +50,6 @@ pub struct Broker {
     pub(crate) replay_lock: tokio::sync::Mutex<()>,
     closing: tokio::sync::watch::Sender<bool>,
     pub(crate) search_index: RwLock<Arc<crate::catalog::SearchIndex>>,
-    pub(crate) kafka_bootstrap: RwLock<Option<String>>,
     guard: crate::guard::Guard,
 }
 
@@ -85,7 +84,6 @@ impl Broker {
             replay_lock: tokio::sync::Mutex::new(()),
             closing: tokio::sync::watch::Sender::new(false),
             search_index: RwLock::new(Arc::default()),
-            kafka_bootstrap: RwLock::new(None),
             guard,
         });
         broker.load_mesh()?;

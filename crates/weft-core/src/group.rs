@@ -41,13 +41,22 @@ use crate::error::{Error, Kind, codes};
 use crate::meta::MetaStore;
 use crate::stream::Stream;
 
+// One set of group limits for every edge: the HTTP API and the Kafka listener share groups,
+// so they enforce the same bounds (the Kafka listener converts them to its i32 fields).
+
+/// Session timeout of an HTTP member that does not ask for one (Kafka clients always send one).
 pub const SESSION_TIMEOUT_MS_DEFAULT: i64 = 10_000;
+/// Shortest session timeout accepted (Kafka's `group.min.session.timeout.ms` is 6 s; tests use less).
 pub const SESSION_TIMEOUT_MS_MIN: i64 = 1_000;
-pub const SESSION_TIMEOUT_MS_MAX: i64 = 300_000;
+/// Longest session timeout accepted: Kafka's `group.max.session.timeout.ms` default, 30 minutes.
+pub const SESSION_TIMEOUT_MS_MAX: i64 = 1_800_000;
+/// Most members in one group, HTTP and Kafka together (Kafka's `group.max.size` is unbounded
+/// by default; this bounds memory).
 pub const GROUP_MEMBERS_MAX: usize = 1_000;
+/// Most groups a broker holds in memory, per edge.
 pub const GROUPS_MAX: usize = 10_000;
-/// Longest group or member name.
-pub const GROUP_NAME_BYTES_MAX: usize = 249;
+/// Longest group id, member id or protocol name, in bytes.
+pub const GROUP_NAME_BYTES_MAX: usize = 255;
 
 /// Where a member starts in a partition the group has never committed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -33,6 +33,7 @@ pub use error::{Error, Kind, codes};
 pub use produce::{Incoming, Position, ProduceContext, ProduceOutcome};
 pub use read::{FetchedBatches, StoredRecord};
 pub use stream::{Stream, StreamConfig};
+pub use weft_log::batch::Record;
 pub use weft_log::{Clock, FsyncPolicy, PartitionStats, SystemClock, VerifiedBatch};
 
 /// Escapes a token for use in a JSON pointer (RFC 6901).

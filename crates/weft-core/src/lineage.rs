@@ -24,7 +24,6 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
-use serde::Serialize;
 use weft_contract::DataProduct;
 
 use crate::broker::Broker;
@@ -36,8 +35,7 @@ pub const LINEAGE_DEPTH_DEFAULT: u32 = 2;
 /// Most product hops a lineage request may ask for.
 pub const LINEAGE_DEPTH_MAX: u32 = 10;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum NodeKind {
     Product,
     Stream,
@@ -45,26 +43,45 @@ pub enum NodeKind {
     Group,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+impl NodeKind {
+    /// The name the edges show (snake case).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Product => "product",
+            Self::Stream => "stream",
+            Self::Principal => "principal",
+            Self::Group => "group",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LineageNode {
     pub id: String,
     pub kind: NodeKind,
     pub label: String,
     pub domain: Option<String>,
     /// For principals and groups: the product they are attributed to, if any.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub product: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum EdgeKind {
     Declared,
     Observed,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "snake_case")]
+impl EdgeKind {
+    /// The name the edges show (snake case).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Declared => "declared",
+            Self::Observed => "observed",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Relation {
     Input,
     Output,
@@ -72,7 +89,19 @@ pub enum Relation {
     Consumes,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+impl Relation {
+    /// The name the edges show (snake case).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Input => "input",
+            Self::Output => "output",
+            Self::Produces => "produces",
+            Self::Consumes => "consumes",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct LineageEdge {
     pub from: String,
     pub to: String,
@@ -80,14 +109,23 @@ pub struct LineageEdge {
     pub relation: Relation,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum DisagreementKind {
     DeclaredNotObserved,
     ObservedNotDeclared,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+impl DisagreementKind {
+    /// The name the edges show (snake case).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::DeclaredNotObserved => "declared_not_observed",
+            Self::ObservedNotDeclared => "observed_not_declared",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Disagreement {
     pub kind: DisagreementKind,
     pub from: String,
@@ -95,7 +133,7 @@ pub struct Disagreement {
     pub message: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LineageGraph {
     pub root: String,
     pub nodes: Vec<LineageNode>,
@@ -348,17 +386,6 @@ impl Broker {
     pub fn lineage(&self, product_id: &str, depth: u32) -> Result<Option<LineageGraph>, Error> {
         let observed = self.observed_lineage()?;
         Ok(lineage_of(&self.mesh(), &observed, product_id, depth))
-    }
-
-    /// Tells the broker the Kafka bootstrap address clients use (`host:port`), so lineage
-    /// exports can name datasets the way Kafka integrations do.
-    pub fn set_kafka_bootstrap(&self, host_port: String) {
-        *self.kafka_bootstrap.write().unwrap_or_else(|poison| poison.into_inner()) = Some(host_port);
-    }
-
-    /// The Kafka bootstrap address, if the Kafka listener announced one.
-    pub fn kafka_bootstrap(&self) -> Option<String> {
-        self.kafka_bootstrap.read().unwrap_or_else(|poison| poison.into_inner()).clone()
     }
 }
 

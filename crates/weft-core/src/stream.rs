@@ -19,6 +19,8 @@ pub const STREAM_NAME_BYTES_MAX: usize = 249;
 pub const STREAM_PARTITIONS_MAX: u32 = 1024;
 /// Retention when a stream does not say (Kafka's default).
 pub const RETENTION_MS_DEFAULT: i64 = 7 * 86_400_000;
+/// Segment size when a stream does not set one (the log's default).
+pub const SEGMENT_BYTES_DEFAULT: u64 = weft_log::SEGMENT_BYTES_DEFAULT;
 /// Active segments are sealed at least this often so time retention can reclaim them.
 pub const SEGMENT_AGE_MS_MAX: i64 = 86_400_000;
 /// Smallest segment size a stream may ask for.

@@ -25,7 +25,7 @@ use weft_contract::DataProduct;
 use weft_core::catalog::{SEARCH_HITS_DEFAULT, SEARCH_HITS_MAX, SearchQuery};
 use weft_core::cloudevent::format_rfc3339_ms;
 use weft_core::guard::{AuthzAction, AuthzResource, Caller};
-use weft_core::lineage::{LINEAGE_DEPTH_DEFAULT, LINEAGE_DEPTH_MAX};
+use weft_core::lineage::{LINEAGE_DEPTH_DEFAULT, LINEAGE_DEPTH_MAX, LineageGraph};
 use weft_core::mesh::MeshState;
 use weft_core::stream_activity::HistogramSnapshot;
 use weft_core::{Error, Kind, Stream};
@@ -238,7 +238,7 @@ pub async fn lineage(
     graph.nodes.retain(|n| !hidden.contains(&n.id));
     graph.edges.retain(|e| !hidden.contains(&e.from) && !hidden.contains(&e.to));
     graph.disagreements.retain(|d| !hidden.contains(&d.from) && !hidden.contains(&d.to));
-    Ok(axum::Json(serde_json::to_value(&graph).map_err(|error| Error::internal(error.to_string()))?))
+    Ok(axum::Json(lineage_json(&graph)))
 }
 
 /// `GET /api/v1/lineage/{product}/openlineage`.
@@ -268,4 +268,27 @@ pub async fn all_openlineage(State(state): State<AppState>, Extension(caller): E
     let mesh = state.broker.mesh();
     let products: Vec<&DataProduct> = mesh.products.values().filter(|p| may_read_product(&state, &caller, &p.id)).collect();
     axum::Json(crate::openlineage::run_events(&state, &mesh, &products))
+}
+
+/// The lineage graph as the API shows it: nodes, edges and disagreements in the core's order.
+fn lineage_json(graph: &LineageGraph) -> Value {
+    let nodes: Vec<Value> = graph
+        .nodes
+        .iter()
+        .map(|node| {
+            let mut out = json!({ "id": node.id, "kind": node.kind.as_str(), "label": node.label, "domain": node.domain });
+            if let Some(product) = &node.product {
+                out["product"] = json!(product);
+            }
+            out
+        })
+        .collect();
+    let edges: Vec<Value> = graph
+        .edges
+        .iter()
+        .map(|edge| json!({ "from": edge.from, "to": edge.to, "kind": edge.kind.as_str(), "relation": edge.relation.as_str() }))
+        .collect();
+    let disagreements: Vec<Value> =
+        graph.disagreements.iter().map(|d| json!({ "kind": d.kind.as_str(), "from": d.from, "to": d.to, "message": d.message })).collect();
+    json!({ "root": graph.root, "nodes": nodes, "edges": edges, "disagreements": disagreements })
 }

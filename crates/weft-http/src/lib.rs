@@ -23,6 +23,7 @@ mod metrics;
 mod openlineage;
 mod produce;
 mod query;
+mod registry;
 mod render;
 mod streams;
 mod ui;
@@ -111,15 +112,28 @@ pub mod codes {
 #[derive(Clone)]
 pub struct AppState {
     pub broker: Arc<Broker>,
+    /// The Kafka bootstrap address clients use (`host:port`), if the binary runs the Kafka
+    /// listener: OpenLineage names datasets by it, as Kafka integrations do.
+    pub kafka_bootstrap: Option<Arc<str>>,
 }
 
-/// The whole HTTP API.
+/// What the HTTP API serves besides the broker's own routes; the binary fills it in.
+#[derive(Clone, Default)]
+pub struct HttpOptions {
+    /// The Confluent-compatible schema registry, mounted at `/registry`.
+    pub registry: Option<Arc<weft_registry::Registry>>,
+    /// The Kafka listener's advertised `host:port`, for OpenLineage dataset namespaces.
+    pub kafka_bootstrap: Option<String>,
+}
+
+/// The whole HTTP API, with nothing mounted beside the broker's routes.
 pub fn router(broker: Arc<Broker>) -> Router {
-    build_router(broker, None)
+    build_router(broker, HttpOptions::default())
 }
 
-fn build_router(broker: Arc<Broker>, registry: Option<Arc<weft_registry::Registry>>) -> Router {
-    let state = AppState { broker };
+/// The whole HTTP API with what `options` adds.
+pub fn build_router(broker: Arc<Broker>, options: HttpOptions) -> Router {
+    let state = AppState { broker, kafka_bootstrap: options.kafka_bootstrap.map(Arc::from) };
     let mut app = Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/api/v1/streams", post(streams::create).get(streams::list))
@@ -153,8 +167,8 @@ fn build_router(broker: Arc<Broker>, registry: Option<Arc<weft_registry::Registr
         .route("/api/v1/authz/explain", post(governance::explain))
         .route("/api/v1/audit", get(governance::search_audit))
         .route("/api/v1/audit/verify", get(governance::verify_audit));
-    if let Some(registry) = registry {
-        app = app.nest_service("/registry", weft_registry::router(registry));
+    if let Some(registry) = options.registry {
+        app = app.nest_service("/registry", registry::router(registry));
     }
     app.fallback(api_error::route_not_found)
         .method_not_allowed_fallback(api_error::method_not_allowed)
@@ -162,29 +176,14 @@ fn build_router(broker: Arc<Broker>, registry: Option<Arc<weft_registry::Registr
         .with_state(state)
 }
 
-/// The whole HTTP API with the Confluent-compatible schema registry nested at `/registry`.
-pub fn router_with_registry(broker: Arc<Broker>, registry: Arc<weft_registry::Registry>) -> Router {
-    build_router(broker, Some(registry))
-}
-
-/// Like `serve`, with the schema registry mounted at `/registry`.
-pub async fn serve_with_registry(
-    listener: tokio::net::TcpListener,
-    broker: Arc<Broker>,
-    registry: Arc<weft_registry::Registry>,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    let app = router_with_registry(broker, registry).into_make_service_with_connect_info::<std::net::SocketAddr>();
-    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
-}
-
 /// Serves the API on `listener` until `shutdown` resolves.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     broker: Arc<Broker>,
+    options: HttpOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(broker).into_make_service_with_connect_info::<std::net::SocketAddr>())
+    axum::serve(listener, build_router(broker, options).into_make_service_with_connect_info::<std::net::SocketAddr>())
         .with_graceful_shutdown(shutdown)
         .await
 }

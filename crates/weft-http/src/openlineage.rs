@@ -81,7 +81,7 @@ fn dataset(namespace: &str, mesh: &MeshState, stream: &str, with_schema: bool) -
 /// One RunEvent per product, as a JSON array.
 pub fn run_events(state: &AppState, mesh: &MeshState, products: &[&DataProduct]) -> Value {
     let namespace =
-        state.broker.kafka_bootstrap().map_or_else(|| KAFKA_NAMESPACE_DEFAULT.to_string(), |host_port| format!("kafka://{host_port}"));
+        state.kafka_bootstrap.as_deref().map_or_else(|| KAFKA_NAMESPACE_DEFAULT.to_string(), |host_port| format!("kafka://{host_port}"));
     let event_time = format_rfc3339_ms(state.broker.now_ms());
     let events: Vec<Value> = products
         .iter()

@@ -8,11 +8,11 @@
 //! so every response is valid JSON whatever bytes were stored.
 
 use base64::Engine as _;
+use weft_core::Record;
 use weft_core::cloudevent::{SPEC_VERSION, check_attribute_name, format_rfc3339_ms, is_json_content_type, is_text_content_type};
 use weft_core::duration::format_duration_ms;
 use weft_core::guard::Masker;
 use weft_core::{StoredRecord, Stream};
-use weft_log::batch::Record;
 
 /// `{"partition":..,"offset":..,"key":..,"timestamp":..,"event":{CloudEvent}}`
 /// With a `masker`, classified fields of the data are replaced by their keyed hashes.

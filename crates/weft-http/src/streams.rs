@@ -62,10 +62,10 @@ impl CreateStreamRequest {
             retention_ms,
             retention_bytes: self.retention_bytes,
             fsync: match self.fsync.as_deref() {
-                None => weft_log::FsyncPolicy::Always,
+                None => weft_core::FsyncPolicy::Always,
                 Some(text) => StreamConfig::parse_fsync(text)?,
             },
-            segment_bytes: self.segment_bytes.unwrap_or(weft_log::SEGMENT_BYTES_DEFAULT),
+            segment_bytes: self.segment_bytes.unwrap_or(weft_core::stream::SEGMENT_BYTES_DEFAULT),
             created_at_ms: 0,
         })
     }

@@ -1,11 +1,11 @@
 //! Group and offset APIs: JoinGroup, SyncGroup, Heartbeat, LeaveGroup (through
-//! `coordinator`), OffsetCommit and OffsetFetch (through the broker's metadata store, so
+//! `group_protocol`), OffsetCommit and OffsetFetch (through the broker's metadata store, so
 //! Kafka and HTTP consumers of a group name resume from the same committed offsets, and
 //! commits survive restarts), ListGroups and DescribeGroups.
 //!
 //! Commit metadata strings are not stored; OffsetFetch returns an empty one. A member of a
 //! consumer group commits only the partitions it owns in the shared membership (see
-//! `coordinator`); others get REBALANCE_IN_PROGRESS.
+//! `group_protocol`); others get REBALANCE_IN_PROGRESS.
 //!
 //! Every group API needs `consume` on the consumer group (GROUP_AUTHORIZATION_FAILED), and
 //! OffsetCommit and OffsetFetch also `consume` on each stream (TOPIC_AUTHORIZATION_FAILED).
@@ -31,7 +31,7 @@ use weft_core::guard::Caller;
 
 use crate::cluster::str_bytes;
 use crate::connection::ClientAddress;
-use crate::coordinator::{CommitScope, JoinOutcome, JoinRequest, SyncOutcome};
+use crate::group_protocol::{CommitScope, JoinOutcome, JoinRequest, SyncOutcome};
 use crate::{Context, authz};
 
 pub async fn join_group(
@@ -61,7 +61,7 @@ pub async fn join_group(
         protocol_type: request.protocol_type.to_string(),
         protocols: request.protocols.into_iter().map(|protocol| (protocol.name.to_string(), protocol.metadata)).collect(),
     };
-    let outcome = match context.coordinator.join(join, Instant::now()) {
+    let outcome = match context.group_protocol.join(join, Instant::now()) {
         Err(outcome) => outcome,
         Ok(receiver) => {
             receiver.await.unwrap_or(JoinOutcome { error_code: ResponseError::RebalanceInProgress.code(), ..Default::default() })
@@ -93,7 +93,7 @@ pub async fn sync_group(context: &Context, caller: &Caller, request: SyncGroupRe
     }
     let assignments = request.assignments.into_iter().map(|a| (a.member_id.to_string(), a.assignment)).collect();
     let outcome =
-        match context.coordinator.sync(&request.group_id.0, request.generation_id, &request.member_id, assignments, Instant::now()) {
+        match context.group_protocol.sync(&request.group_id.0, request.generation_id, &request.member_id, assignments, Instant::now()) {
             Err(outcome) => outcome,
             Ok(receiver) => {
                 receiver.await.unwrap_or(SyncOutcome { error_code: ResponseError::RebalanceInProgress.code(), assignment: Bytes::new() })
@@ -106,7 +106,7 @@ pub async fn heartbeat(context: &Context, caller: &Caller, request: HeartbeatReq
     if let Err((error_code, _)) = authz::consume_group(context, caller, &request.group_id.0).await {
         return HeartbeatResponse::default().with_error_code(error_code);
     }
-    let error_code = context.coordinator.heartbeat(&request.group_id.0, request.generation_id, &request.member_id, Instant::now());
+    let error_code = context.group_protocol.heartbeat(&request.group_id.0, request.generation_id, &request.member_id, Instant::now());
     HeartbeatResponse::default().with_error_code(error_code)
 }
 
@@ -116,11 +116,11 @@ pub async fn leave_group(context: &Context, caller: &Caller, version: i16, reque
     }
     let now = Instant::now();
     if version < 3 {
-        let errors = context.coordinator.leave(&request.group_id.0, &[request.member_id.to_string()], now);
+        let errors = context.group_protocol.leave(&request.group_id.0, &[request.member_id.to_string()], now);
         return LeaveGroupResponse::default().with_error_code(errors[0]);
     }
     let member_ids: Vec<String> = request.members.iter().map(|member| member.member_id.to_string()).collect();
-    let errors = context.coordinator.leave(&request.group_id.0, &member_ids, now);
+    let errors = context.group_protocol.leave(&request.group_id.0, &member_ids, now);
     let members = request
         .members
         .into_iter()
@@ -140,7 +140,7 @@ pub async fn offset_commit(context: &Context, caller: &Caller, version: i16, req
     let group_id = request.group_id.0.to_string();
     let (group_error, scope) = match authz::consume_group(context, caller, &group_id).await {
         Err((error_code, _)) => (error_code, CommitScope::Outsider),
-        Ok(()) => match context.coordinator.check_commit(&group_id, request.generation_id_or_member_epoch, &request.member_id) {
+        Ok(()) => match context.group_protocol.check_commit(&group_id, request.generation_id_or_member_epoch, &request.member_id) {
             Ok(scope) => (0, scope),
             Err(error_code) => (error_code, CommitScope::Outsider),
         },
@@ -302,7 +302,7 @@ pub async fn offset_fetch(context: &Context, caller: &Caller, version: i16, requ
 /// Kafka groups known to the coordinator, plus groups that only have committed offsets
 /// (HTTP groups, or Kafka groups with no live member), shown as `Empty`.
 pub async fn list_groups(context: &Context, caller: &Caller) -> ListGroupsResponse {
-    let mut listed: Vec<(String, String)> = context.coordinator.group_ids();
+    let mut listed: Vec<(String, String)> = context.group_protocol.group_ids();
     let meta = Arc::clone(context.broker.meta());
     let stored = tokio::task::spawn_blocking(move || meta.groups().ok()).await.ok().flatten().unwrap_or_default();
     for (group, _) in stored {
@@ -335,7 +335,7 @@ pub async fn describe_groups(context: &Context, caller: &Caller, version: i16, r
             if let Some(error_code) = denied {
                 return described.with_error_code(error_code);
             }
-            match context.coordinator.describe(&group_id.0) {
+            match context.group_protocol.describe(&group_id.0) {
                 // Kafka describes an unknown group as Dead with no error.
                 None => described.with_group_state(str_bytes("Dead")),
                 Some(group) => {

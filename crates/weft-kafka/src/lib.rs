@@ -14,7 +14,7 @@
 //! `sasl` (SASL/PLAIN authentication), `authz` (authorization with Kafka's error codes),
 //! `produce` (Produce, InitProducerId), `fetch` (Fetch, ListOffsets),
 //! `cluster` (ApiVersions, Metadata, FindCoordinator, DescribeConfigs, CreateTopics),
-//! `coordinator` (the classic group protocol state machine; consumer groups share membership and
+//! `group_protocol` (the classic group protocol state machine; consumer groups share membership and
 //! server-side assignment with HTTP groups through `weft_core::group`), `groups` (group and offset APIs),
 //! `errors` (Kafka error codes for Weft errors).
 //!
@@ -24,7 +24,7 @@
 //! - `connection::REQUESTS_QUEUED_MAX`: requests read ahead per connection while one is processed (8).
 //! - `CONNECTIONS_MAX`: concurrent client connections (1,024); more are closed on accept.
 //! - `fetch::FETCH_WAIT_MS_MAX`: longest Fetch long-poll (30 s); `fetch::FETCH_RESPONSE_BYTES_MAX` (16 MiB).
-//! - `coordinator::GROUPS_MAX`, `coordinator::GROUP_MEMBERS_MAX`: Kafka groups and members per group.
+//! - `weft_core::group::GROUPS_MAX`, `GROUP_MEMBERS_MAX`, the session timeout range and name length: the same group limits as HTTP.
 //! - `produce::PRODUCER_STATES_MAX`: idempotent producer states remembered (per stream partition and producer).
 //! - `weft_log::batch::DECOMPRESSED_BYTES_MAX`: decompressed size of one produced batch (64 MiB).
 //! - `sasl::PLAIN_TOKEN_BYTES_MAX`: size of a SASL/PLAIN token (4 KiB).
@@ -33,10 +33,10 @@ mod api;
 mod authz;
 mod cluster;
 mod connection;
-mod coordinator;
 mod errors;
 mod fetch;
 pub mod frame;
+mod group_protocol;
 mod groups;
 mod produce;
 mod sasl;
@@ -65,7 +65,7 @@ pub(crate) struct Context {
     pub broker: Arc<Broker>,
     pub advertised_host: String,
     pub advertised_port: i32,
-    pub coordinator: coordinator::GroupCoordinator,
+    pub group_protocol: group_protocol::KafkaGroupProtocol,
     pub producers: produce::ProducerRegistry,
 }
 
@@ -79,7 +79,7 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let producers = produce::ProducerRegistry::new(broker.now_ms());
     let context = Arc::new(Context {
-        coordinator: coordinator::GroupCoordinator::new(Arc::clone(&broker)),
+        group_protocol: group_protocol::KafkaGroupProtocol::new(Arc::clone(&broker)),
         broker,
         advertised_host: advertised.0,
         advertised_port: advertised.1,
@@ -92,7 +92,7 @@ pub async fn serve(
             loop {
                 ticker.tick().await;
                 let Some(context) = context.upgrade() else { return };
-                context.coordinator.sweep(tokio::time::Instant::now());
+                context.group_protocol.sweep(tokio::time::Instant::now());
             }
         })
     };

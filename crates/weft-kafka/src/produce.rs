@@ -426,7 +426,7 @@ schema:
             broker: Arc::clone(&broker),
             advertised_host: "127.0.0.1".into(),
             advertised_port: 9092,
-            coordinator: crate::coordinator::GroupCoordinator::new(Arc::clone(&broker)),
+            group_protocol: crate::group_protocol::KafkaGroupProtocol::new(Arc::clone(&broker)),
             producers: ProducerRegistry::new(0),
         };
         let mut builder = BatchBuilder::new(1_000);

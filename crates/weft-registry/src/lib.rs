@@ -1,11 +1,11 @@
 //! Weft's schema registry: a Confluent Schema Registry–compatible store of JSON Schema and
-//! Avro schemas, and its REST API as an axum [`router`] (mounted by `weft-http` at
-//! `/registry`, so `confluent-kafka`'s `SchemaRegistryClient` works against
-//! `http://HOST:PORT/registry` unchanged).
+//! Avro schemas (its REST API lives in `weft-http`, mounted at `/registry`, so
+//! `confluent-kafka`'s `SchemaRegistryClient` works against `http://HOST:PORT/registry`
+//! unchanged; this crate knows nothing of HTTP beyond Confluent's numeric error codes).
 //!
 //! It owns: global schema ids (deduplicated across subjects), subjects and their versions,
 //! soft and hard deletes, compatibility levels and modes (global and per subject), the
-//! compatibility rules, and the Confluent HTTP shapes and error codes. It does not know
+//! compatibility rules, and Confluent's error codes. It does not know
 //! streams, contracts or Kafka; `weft-kafka` resolves framed values (magic 0 + 4-byte
 //! big-endian id) through [`Registry::schema_by_id`].
 //!
@@ -72,21 +72,9 @@
 //! equal after parsing (whitespace and object-key order do not matter; Avro field order
 //! does). The stored text is the one first registered under that id.
 //!
-//! # HTTP
-//!
-//! Responses are `application/vnd.schemaregistry.v1+json`. Request bodies may be that,
-//! `application/vnd.schemaregistry+json`, `application/json`, `application/octet-stream` or
-//! untyped; other types get 415. Errors are `{"error_code": N, "message": "..."}` with the
-//! HTTP status equal to the first three digits of `N` (see [`RegistryError`]).
-//! An incompatible registration is HTTP 409 with `error_code` **409**, the code Confluent
-//! used until December 2025 (newer Confluent servers send 40901; clients key on the status).
-//! Malformed JSON is 400/`400`; well-formed JSON of the wrong shape is 422/`422`; a body
-//! over [`REQUEST_BODY_BYTES_MAX`] is 413/`413`.
-//!
 //! # Limits
 //!
 //! - [`SCHEMA_BYTES_MAX`]: 1 MiB of schema text (42209 beyond).
-//! - [`REQUEST_BODY_BYTES_MAX`]: 4 MiB of request body (escaping can double a schema's size).
 //! - [`SCHEMAS_MAX`] 10,000 ids, [`SUBJECTS_MAX`] 10,000 subjects,
 //!   [`SUBJECT_VERSIONS_MAX`] 1,000 versions per subject (42205 beyond); every list the API
 //!   returns is bounded by these.
@@ -97,13 +85,11 @@
 mod avro;
 mod compatibility;
 mod error;
-mod http;
 pub mod json_schema;
 mod model;
 mod registry;
 
-pub use error::RegistryError;
-pub use http::{REQUEST_BODY_BYTES_MAX, router};
+pub use error::{RegistryError, http_status_for_code};
 pub use model::{
     CompatibilityMode, CompatibilityTarget, CompatibilityVerdict, DeletedFilter, Mode, RegisteredSchema, SchemaReference, SchemaType,
     StoredSchema, SubjectVersion, VersionSelector,

@@ -79,7 +79,6 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             (host.to_string(), port.parse::<u16>().context("--kafka-advertised port")? as i32)
         }
     };
-    broker.set_kafka_bootstrap(format!("{}:{}", advertised.0, advertised.1));
     tracing::info!(
         data_dir = %args.data_dir.display(),
         http = %format!("http://{}", listener.local_addr()?),
@@ -102,8 +101,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         tokio::task::spawn_blocking(move || crate::demo::apply_examples(&applying)).await??;
         tokio::spawn(crate::demo::run(Arc::clone(&broker), stop_receiver.clone()));
     }
+    let http_options =
+        weft_http::HttpOptions { registry: Some(registry), kafka_bootstrap: Some(format!("{}:{}", advertised.0, advertised.1)) };
     let kafka = tokio::spawn(weft_kafka::serve(kafka_listener, Arc::clone(&broker), advertised, stopped(stop_receiver.clone())));
-    weft_http::serve_with_registry(listener, Arc::clone(&broker), registry, stopped(stop_receiver)).await.context("serving HTTP")?;
+    weft_http::serve(listener, Arc::clone(&broker), http_options, stopped(stop_receiver)).await.context("serving HTTP")?;
     kafka.await?.context("serving Kafka")?;
     let syncing = Arc::clone(&broker);
     tokio::task::spawn_blocking(move || syncing.sync_all()).await?;

@@ -1,7 +1,18 @@
-//! The Confluent Schema Registry REST API over a [`Registry`], relative to its mount point.
+//! The Confluent Schema Registry REST API over a [`Registry`], relative to its mount point
+//! (`/registry`): the only place that knows the registry over HTTP; `weft-registry` itself is
+//! storage and compatibility rules and knows nothing of HTTP.
 //!
 //! Handlers parse the path, query and body, run the registry call on a blocking thread
 //! (redb commits fsync), and render Confluent's JSON shapes.
+//!
+//! Responses are `application/vnd.schemaregistry.v1+json`. Request bodies may be that,
+//! `application/vnd.schemaregistry+json`, `application/json`, `application/octet-stream` or
+//! untyped; other types get 415. Errors are `{"error_code": N, "message": "..."}` with the
+//! HTTP status equal to the first three digits of `N` (see `weft_registry::RegistryError`).
+//! An incompatible registration is HTTP 409 with `error_code` **409**, the code Confluent
+//! used until December 2025 (newer Confluent servers send 40901; clients key on the status).
+//! Malformed JSON is 400/`400`; well-formed JSON of the wrong shape is 422/`422`; a body
+//! over `REQUEST_BODY_BYTES_MAX` (4 MiB: escaping can double a schema's size) is 413/`413`.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -17,11 +28,10 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
-use crate::error::{RegistryError, http_status_for_code};
-use crate::model::{
-    CompatibilityMode, CompatibilityTarget, DeletedFilter, Mode, SchemaReference, SchemaType, StoredSchema, SubjectVersion, VersionSelector,
+use weft_registry::{
+    CompatibilityMode, CompatibilityTarget, DEFAULT_COMPATIBILITY, DeletedFilter, Mode, Registry, RegistryError, SchemaReference,
+    SchemaType, StoredSchema, SubjectVersion, VersionSelector, http_status_for_code,
 };
-use crate::registry::Registry;
 
 /// Largest request body accepted (a 1 MiB schema can double in size when JSON-escaped).
 pub const REQUEST_BODY_BYTES_MAX: usize = 4 * 1024 * 1024;
@@ -419,7 +429,7 @@ struct ModeBody {
 }
 
 async fn get_global_config(State(registry): Shared) -> Result<Response, Failure> {
-    let level = blocking(registry, |registry| registry.compatibility(None)).await?.unwrap_or(crate::registry::DEFAULT_COMPATIBILITY);
+    let level = blocking(registry, |registry| registry.compatibility(None)).await?.unwrap_or(DEFAULT_COMPATIBILITY);
     ok(json!({ "compatibilityLevel": level.name() }))
 }
 
@@ -512,3 +522,6 @@ async fn delete_subject_mode(State(registry): Shared, Path(subject): Path<String
     let previous = blocking(registry, move |registry| registry.delete_mode(&subject)).await?;
     ok(json!({ "mode": previous.as_str() }))
 }
+
+#[cfg(test)]
+mod tests;
