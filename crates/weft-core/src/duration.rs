@@ -1,5 +1,6 @@
 //! Human durations as users write them in stream configs and contracts: `500ms`, `30s`,
-//! `15m`, `12h`, `7d`, `2w`; `forever` (or `infinite`) means no limit.
+//! `15m`, `12h`, `7d`, `2w`; `forever` (or `infinite`) means no limit. The one parser for
+//! them: stream retention, token lifetimes (`weft token create --expires`) and whatever comes next.
 
 /// Parses a duration into milliseconds; `Ok(None)` means unlimited.
 pub fn parse_duration_ms(text: &str) -> Result<Option<i64>, String> {
@@ -48,7 +49,7 @@ mod tests {
 
     #[test]
     fn bad_durations_are_refused_with_a_reason() {
-        for bad in ["", "7", "d", "7 days", "-1d", "99999999999999999w"] {
+        for bad in ["", "7", "d", "7 days", "-1d", "1.5h", "1y", "99999999999999999w"] {
             assert!(parse_duration_ms(bad).is_err(), "{bad:?} was accepted");
         }
     }

@@ -406,30 +406,6 @@ impl IdentityStore {
     }
 }
 
-/// Parses `--expires` values: a positive integer with a unit `s`, `m`, `h`, `d` or `w` (`30d`),
-/// at most [`TOKEN_LIFETIME_MAX`].
-pub fn parse_lifetime(text: &str) -> Result<Duration, IdentityError> {
-    let invalid = || IdentityError::InvalidExpiry(text.chars().take(32).collect());
-    let text = text.trim();
-    let unit_at = text.find(|c: char| !c.is_ascii_digit()).ok_or_else(invalid)?;
-    let (number, unit) = text.split_at(unit_at);
-    let number: u64 = number.parse().map_err(|_| invalid())?;
-    let unit_secs = match unit {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        "w" => 7 * 86_400,
-        _ => return Err(invalid()),
-    };
-    let secs = number.checked_mul(unit_secs).ok_or_else(invalid)?;
-    let lifetime = Duration::from_secs(secs);
-    if lifetime.is_zero() || lifetime > TOKEN_LIFETIME_MAX {
-        return Err(invalid());
-    }
-    Ok(lifetime)
-}
-
 /// Principal names: 1 to 128 bytes of `[A-Za-z0-9._@-]`, so they are safe in Cedar ids, file names
 /// and log lines alike.
 pub fn check_principal_name(name: &str) -> Result<(), IdentityError> {
@@ -452,19 +428,4 @@ fn new_token(principal: &str, lifetime: Option<Duration>, now: SystemTime) -> Re
         sha256: sha256_hex(token.as_bytes()),
     };
     Ok((record, TokenSecret::new(token)))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn lifetimes_parse_with_units_and_limits() {
-        assert_eq!(parse_lifetime("30d").unwrap(), Duration::from_secs(30 * 86_400));
-        assert_eq!(parse_lifetime("90s").unwrap(), Duration::from_secs(90));
-        assert_eq!(parse_lifetime("2w").unwrap(), Duration::from_secs(14 * 86_400));
-        for bad in ["", "30", "d", "0d", "-1d", "3651d", "1y", "99999999999999999999d", "1.5h"] {
-            assert!(parse_lifetime(bad).is_err(), "{bad}");
-        }
-    }
 }

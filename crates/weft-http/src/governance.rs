@@ -10,6 +10,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use weft_core::duration::parse_duration_ms;
 use weft_core::guard::{AuthzAction, AuthzResource, Caller};
 use weft_core::{Error, Kind};
 use weft_governance::audit::{AUDIT_STREAM, AuditDecision, AuditFilter, parse_entry, read_head, verify};
@@ -90,8 +91,13 @@ pub struct CreateToken {
 pub async fn create_token(State(state): State<AppState>, Extension(caller): Extension<Caller>, body: Body) -> Result<Response, ApiError> {
     let request: CreateToken = parse_json(&read_body(body, GOVERNANCE_BODY_BYTES_MAX).await?)?;
     require_admin(&state, &caller).await?;
-    let lifetime: Option<Duration> =
-        request.expires.as_deref().map(weft_governance::identity::parse_lifetime).transpose().map_err(identity_error)?;
+    // The one duration parser (`weft_core::duration`); the identity store checks the bounds.
+    let lifetime: Option<Duration> = match request.expires.as_deref() {
+        None => None,
+        Some(text) => parse_duration_ms(text)
+            .map_err(|message| Error::invalid(weft_governance::codes::IDENTITY_INVALID_EXPIRY, message).with_path("/expires"))?
+            .map(|ms| Duration::from_millis(ms.unsigned_abs())),
+    };
     let (id, secret) =
         state.broker.guard().identity().create_token(&request.principal, lifetime, SystemTime::now()).map_err(identity_error)?;
     let expires_at = lifetime.map(|l| (SystemTime::now() + l).duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() as u64);

@@ -272,3 +272,19 @@ fn repeated_authentication_failures_are_bounded_in_the_audit_log() {
     assert!((20..=41).contains(&n_recorded), "{n_recorded} failures recorded");
     assert_eq!(server.get("/api/v1/audit/verify").body["ok"], true);
 }
+
+/// Token lifetimes are parsed by the one duration parser and bounded by the identity store:
+/// a unit it does not know, a fraction, zero and more than ten years are each refused with
+/// `identity.invalid_expiry`, and a valid lifetime sets the expiry.
+#[test]
+fn token_lifetimes_outside_the_rules_are_refused_with_a_stable_code() {
+    let server = Server::start();
+    server.post("/api/v1/principals", "application/json", br#"{"name":"alice"}"#).assert_status(201);
+    for bad in ["1y", "1.5h", "0d", "3651d", "30", ""] {
+        let reply = server.post_json("/api/v1/tokens", &json!({ "principal": "alice", "expires": bad }));
+        reply.assert_error(400, "identity.invalid_expiry");
+    }
+    let reply = server.post_json("/api/v1/tokens", &json!({ "principal": "alice", "expires": "30d" }));
+    reply.assert_status(201);
+    assert!(reply.body["expires_at"].is_string() || reply.body["expires_at"].is_number(), "{}", reply.body);
+}
