@@ -19,8 +19,9 @@ use weft_log::Clock;
 
 use crate::error::{Error, Kind, codes};
 use crate::group::GroupCoordinator;
-use crate::mesh::{MeshState, SchemaSink};
+use crate::mesh::MeshState;
 use crate::meta::MetaStore;
+use crate::schema_registry::SchemaRegistryPort;
 use crate::stream::{Stream, StreamConfig};
 
 pub use crate::background::RETENTION_CHECK_INTERVAL_MS;
@@ -46,7 +47,7 @@ pub struct Broker {
     event_bytes_max: usize,
     pub(crate) mesh: RwLock<MeshState>,
     pub(crate) apply_lock: std::sync::Mutex<()>,
-    schema_sink: RwLock<Option<Arc<dyn SchemaSink>>>,
+    schema_registry: RwLock<Option<Arc<dyn SchemaRegistryPort>>>,
     pub(crate) replay_lock: tokio::sync::Mutex<()>,
     closing: tokio::sync::watch::Sender<bool>,
     pub(crate) search_index: RwLock<Arc<crate::catalog::SearchIndex>>,
@@ -80,7 +81,7 @@ impl Broker {
             event_bytes_max: EVENT_BYTES_MAX_DEFAULT,
             mesh: RwLock::new(MeshState::default()),
             apply_lock: std::sync::Mutex::new(()),
-            schema_sink: RwLock::new(None),
+            schema_registry: RwLock::new(None),
             replay_lock: tokio::sync::Mutex::new(()),
             closing: tokio::sync::watch::Sender::new(false),
             search_index: RwLock::new(Arc::default()),
@@ -114,12 +115,12 @@ impl Broker {
 
     /// Connects the schema registry: applied contracts register their schemas there, and
     /// Confluent-framed events are checked against it.
-    pub fn set_schema_sink(&self, sink: Arc<dyn SchemaSink>) {
-        *self.schema_sink.write().unwrap_or_else(|poison| poison.into_inner()) = Some(sink);
+    pub fn set_schema_registry(&self, sink: Arc<dyn SchemaRegistryPort>) {
+        *self.schema_registry.write().unwrap_or_else(|poison| poison.into_inner()) = Some(sink);
     }
 
-    pub(crate) fn schema_sink(&self) -> Option<Arc<dyn SchemaSink>> {
-        self.schema_sink.read().unwrap_or_else(|poison| poison.into_inner()).clone()
+    pub(crate) fn schema_registry(&self) -> Option<Arc<dyn SchemaRegistryPort>> {
+        self.schema_registry.read().unwrap_or_else(|poison| poison.into_inner()).clone()
     }
 
     pub fn data_dir(&self) -> &Path {

@@ -24,6 +24,7 @@ pub mod offline;
 pub mod partitioner;
 pub mod produce;
 pub mod read;
+pub mod schema_registry;
 pub mod stream;
 pub mod stream_activity;
 

@@ -206,21 +206,6 @@ fn diff_into(path: &str, old: &Value, new: &Value, changes: &mut Vec<FieldChange
     }
 }
 
-/// Receives the JSON Schema of each newly applied contract version (the schema registry).
-pub trait SchemaSink: Send + Sync {
-    /// Registers `schema` under `subject`; returns a message if the registry refuses it.
-    fn register_json_schema(&self, subject: &str, schema: &Value) -> Result<(), String>;
-    /// Subjects under which a schema id is registered (empty if the id is unknown).
-    fn subjects_of_schema(&self, schema_id: u32) -> Vec<String>;
-    /// The registry's schema type of an id (`JSON`, `AVRO`, `PROTOBUF`), if it is known.
-    /// The Kafka listener uses it to tell Avro-framed values, which a JSON contract cannot
-    /// check, from JSON ones.
-    fn schema_type(&self, schema_id: u32) -> Option<String> {
-        let _ = schema_id;
-        None
-    }
-}
-
 struct Parsed {
     source: String,
     document_idx: usize,
@@ -608,7 +593,7 @@ impl Broker {
     }
 
     fn register_schemas(&self, contract: &DataContract) {
-        let Some(sink) = self.schema_sink() else { return };
+        let Some(sink) = self.schema_registry() else { return };
         let Ok(compiled) = CompiledContract::compile_topics(contract) else { return };
         for topic in compiled {
             let Some(stream_name) = topic.stream_name() else { continue };

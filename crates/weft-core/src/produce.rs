@@ -386,7 +386,7 @@ impl Broker {
         let [0, a, b, c, d, rest @ ..] = data else { return Ok(Unframed::Json(data)) };
         let schema_id = u32::from_be_bytes([*a, *b, *c, *d]);
         let subject = format!("{}-value", stream.name());
-        let sink = self.schema_sink();
+        let sink = self.schema_registry();
         let known = sink.as_ref().map(|sink| sink.subjects_of_schema(schema_id)).unwrap_or_default();
         if known.is_empty() {
             return Err(Error::invalid(

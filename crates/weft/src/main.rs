@@ -7,7 +7,7 @@
 mod cli;
 mod client;
 mod demo;
-mod registry_sink;
+mod registry_port;
 mod serve;
 
 use clap::{Parser, Subcommand};

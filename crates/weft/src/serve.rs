@@ -65,7 +65,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .await?
         .with_context(|| format!("opening the schema registry in {}", args.data_dir.display()))?;
     let registry = Arc::new(registry);
-    broker.set_schema_sink(Arc::new(crate::registry_sink::RegistrySink(Arc::clone(&registry))));
+    broker.set_schema_registry(Arc::new(crate::registry_port::RegistryAdapter(Arc::clone(&registry))));
     let listener =
         tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("binding the HTTP listener to {}", args.listen))?;
     let kafka_listener = tokio::net::TcpListener::bind(args.kafka_listen)

@@ -219,7 +219,7 @@ const NORMAL_EDGES: &[(&str, &str)] = &[
     ("weft", "weft-http"),
     ("weft", "weft-kafka"),
     // The binary opens the registry's store and wires it to the broker as its schema sink
-    // (`registry_sink.rs`); it knows nothing of the registry's HTTP surface.
+    // (`registry_port.rs`); it knows nothing of the registry's HTTP surface.
     ("weft", "weft-registry"),
     // `contract diff`, `principal`, `token`, `authz` use the pure libraries directly.
     ("weft", "weft-contract"),

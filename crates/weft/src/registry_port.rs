@@ -1,4 +1,4 @@
-//! Connects the schema registry to the broker: applied contracts register their JSON Schema
+//! Connects the schema registry to the broker's `SchemaRegistryPort`: applied contracts register their JSON Schema
 //! under `<stream>-value`, and Confluent-framed events are checked against registered ids.
 //! This adapter lives in the binary so that `weft-core` and `weft-registry` do not know each other.
 
@@ -6,9 +6,9 @@ use std::sync::Arc;
 
 use weft_registry::{Registry, SchemaType};
 
-pub struct RegistrySink(pub Arc<Registry>);
+pub struct RegistryAdapter(pub Arc<Registry>);
 
-impl weft_core::mesh::SchemaSink for RegistrySink {
+impl weft_core::schema_registry::SchemaRegistryPort for RegistryAdapter {
     fn register_json_schema(&self, subject: &str, schema: &serde_json::Value) -> Result<(), String> {
         self.0.register(subject, SchemaType::Json, &schema.to_string(), &[]).map(|_| ()).map_err(|error| error.to_string())
     }
