@@ -100,7 +100,8 @@ pub mod codes {
     // Codes that only appear in refused apply plans (`mesh.rs` refusals, answered as a whole
     // with `apply.refused`) are never the code of an `Error`; their kind is the one they
     // would have as an error: `Conflict` against applied state, `NotFound` for a missing
-    // reference, `Invalid` for the resource itself.
+    // reference, `Invalid` for the resource itself, `Forbidden` for who may apply it (the HTTP
+    // edge audits those as denials).
     codes! {
         STREAM_NOT_FOUND = "stream.not_found" => NotFound,
         STREAM_ALREADY_EXISTS = "stream.already_exists" => Conflict,
@@ -131,10 +132,21 @@ pub mod codes {
         CONTRACT_STREAM_OWNED_ELSEWHERE = "contract.stream_owned_elsewhere" => Conflict,
         CONTRACT_PARTITIONS_CHANGED = "contract.partitions_changed" => Conflict,
         CONTRACT_NO_TOPIC = "contract.no_topic" => Invalid,
+        // A contract names one of Weft's own streams (`_weft.*`) or a dead-letter stream (`*.dlq`).
+        CONTRACT_RESERVED_STREAM = "contract.reserved_stream" => Invalid,
         RESOURCE_DUPLICATE_ID = "resource.duplicate_id" => Invalid,
+        // An update of a resource the caller may not apply to as stored (its current domain, the
+        // owners of a Domain, or the platform for a resource of no domain); names the stored owner.
+        APPLY_OWNER_MISMATCH = "apply.owner_mismatch" => Forbidden,
+        // A move of a product or contract to another domain by a caller without `apply` on both.
+        APPLY_DOMAIN_MOVE_DENIED = "apply.domain_move_denied" => Forbidden,
+        // A Policy name already taken by another scope (global, or another domain).
+        POLICY_NAME_TAKEN = "policy.name_taken" => Conflict,
         PRODUCT_MISSING_CONTRACT = "product.missing_contract" => NotFound,
         PRODUCT_MISSING_DOMAIN = "product.missing_domain" => NotFound,
         PRODUCT_CONTRACT_OWNED_ELSEWHERE = "product.contract_owned_elsewhere" => Conflict,
+        // An output port names a contract that declares another domain than the product's.
+        PRODUCT_CONTRACT_OUTSIDE_DOMAIN = "product.contract_outside_domain" => Conflict,
         PRODUCT_NOT_FOUND = "product.not_found" => NotFound,
         SCHEMA_NOT_FOUND = "schema.not_found" => Invalid,
         SCHEMA_SUBJECT_MISMATCH = "schema.subject_mismatch" => Invalid,

@@ -18,8 +18,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use weft_contract::CompiledContract;
 use weft_governance::audit::{AUDIT_STREAM, AuditChain, AuditDecision, AuditRecord, write_head};
 use weft_governance::authz::{
-    Action, Authorizer, DomainEntity, Mesh, PolicyScope, PolicySource, PrincipalEntity, ProductEntity, Resource, SharedAuthorizer,
-    StreamEntity,
+    Action, Authorizer, DomainEntity, Mesh, PolicySource, PrincipalEntity, ProductEntity, Resource, SharedAuthorizer, StreamEntity,
 };
 use weft_governance::identity::{Credentials, IdentityStore, Principal};
 use weft_governance::masking::{ServerSecret, is_masked_classification, mask_bytes};
@@ -27,7 +26,7 @@ use weft_log::Clock;
 
 use crate::broker::Broker;
 use crate::error::{Error, Kind};
-use crate::mesh::{MeshState, topic_streams};
+use crate::mesh::{MeshState, policy_scope, topic_streams};
 use crate::stream::{DEAD_LETTER_SUFFIX, StreamConfig};
 
 pub use weft_governance::authz::{Action as AuthzAction, Resource as AuthzResource};
@@ -210,14 +209,7 @@ fn policy_sources(state: &MeshState) -> Vec<PolicySource> {
     state
         .policies
         .values()
-        .map(|policy| PolicySource {
-            name: policy.name.clone(),
-            scope: match &policy.domain {
-                Some(domain) if matches!(policy.scope, weft_contract::PolicyScope::Domain) => PolicyScope::Domain(domain.clone()),
-                _ => PolicyScope::Global,
-            },
-            text: policy.policies.clone(),
-        })
+        .map(|policy| PolicySource { name: policy.name.clone(), scope: policy_scope(policy), text: policy.policies.clone() })
         .collect()
 }
 

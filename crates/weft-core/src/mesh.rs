@@ -8,6 +8,11 @@
 //! refused with an explanation that names each offending field and who reads the stream.
 //! A breaking change ships as a new major version: a new contract whose topic is a new
 //! stream (`sales.orders.v2`) beside the old one.
+//!
+//! Who may apply what (an update is judged against the resource as stored, moves between
+//! domains, policy names, reserved streams, governance changes) is `ownership.rs`.
+
+mod ownership;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -21,6 +26,7 @@ use crate::error::{Error, Kind, codes};
 use crate::guard::Caller;
 use crate::meta::MetaWrite;
 use crate::stream::{DEAD_LETTER_SUFFIX, Governance, RETENTION_MS_DEFAULT, StreamConfig};
+pub use ownership::policy_scope;
 
 /// Most field changes listed per resource in a plan.
 pub const PLAN_CHANGES_MAX: usize = 200;
@@ -67,6 +73,27 @@ pub struct SchemaChange {
     pub reason: String,
 }
 
+/// A product or contract changing domain (`None`: no domain, the platform's).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DomainMove {
+    pub from: Option<String>,
+    pub to: Option<String>,
+}
+
+/// A classification a new contract version no longer gives a field (dropped, or changed to
+/// another): a governance change, since masking and policies follow classifications.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GovernanceChange {
+    pub stream: String,
+    /// Dotted property path (`customer.email`).
+    pub field: String,
+    /// JSON pointer into event data.
+    pub pointer: String,
+    pub dropped_classification: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub new_classification: Option<String>,
+}
+
 /// Why a resource was refused.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Refusal {
@@ -78,6 +105,14 @@ pub struct Refusal {
     pub line: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub column: Option<u32>,
+}
+
+impl Refusal {
+    /// Refused because of who asked (the edge audits these as denials), not because of what
+    /// the resource says.
+    pub fn is_denial(&self) -> bool {
+        self.code == weft_governance::codes::AUTHZ_DENIED || codes::kind_of(self.code) == Some(Kind::Forbidden)
+    }
 }
 
 impl From<&ContractError> for Refusal {
@@ -103,6 +138,10 @@ pub struct PlannedResource {
     pub changes: Vec<FieldChange>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub schema_changes: Vec<SchemaChange>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub governance_changes: Vec<GovernanceChange>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub domain_move: Option<DomainMove>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub streams: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -238,6 +277,8 @@ impl Broker {
                     action: Action::Refused,
                     changes: Vec::new(),
                     schema_changes: Vec::new(),
+                    governance_changes: Vec::new(),
+                    domain_move: None,
                     streams: Vec::new(),
                     error: Some(Refusal::from(&error)),
                 }),
@@ -272,8 +313,10 @@ impl Broker {
         let authz_mesh = crate::guard::authz_mesh(&next, &principals);
         for (item, duplicate) in parsed.iter().zip(duplicates) {
             let mut planned = self.plan_one(&state, &next, item);
-            if planned.action != Action::Refused
-                && let Err(error) = self.check_apply_allowed(caller, &next, &authz_mesh, item)
+            // Who may apply it is said first: a caller who may not touch the resource learns
+            // that (and whose it is), not what else is wrong with their document.
+            if let Err(error) = self.check_apply_allowed(caller, &state, &next, &authz_mesh, item)
+                && (planned.action != Action::Refused || error.is_denial())
             {
                 planned.action = Action::Refused;
                 planned.error = Some(error);
@@ -294,57 +337,6 @@ impl Broker {
         Ok(plan)
     }
 
-    /// May `caller` apply this resource? Domains and global policies are the platform's
-    /// (admin); products, contracts and domain policies need `apply` on their domain, which a
-    /// domain's owners have by default. Policies are also checked against the Cedar schema and,
-    /// for domain policies, confined to their domain.
-    fn check_apply_allowed(
-        &self,
-        caller: &Caller,
-        next: &MeshState,
-        authz_mesh: &weft_governance::authz::Mesh,
-        item: &Parsed,
-    ) -> Result<(), Refusal> {
-        use weft_governance::authz::{Action as A, PolicyScope, Resource as R};
-        let domain_of_contract = |contract: &DataContract| {
-            contract.domain.clone().or_else(|| next.product_of_contract(&contract.id).and_then(|p| p.domain.clone()))
-        };
-        let (action, resource) = match &item.document {
-            Document::Domain(domain) if self.mesh.read().unwrap_or_else(|p| p.into_inner()).domains.contains_key(&domain.name) => {
-                (A::Apply, R::Domain(domain.name.clone()))
-            }
-            Document::Domain(_) => (A::Admin, R::mesh()),
-            Document::Product(product) => match &product.domain {
-                Some(domain) => (A::Apply, R::Domain(domain.clone())),
-                None => (A::Admin, R::mesh()),
-            },
-            Document::Contract(contract) => match domain_of_contract(contract) {
-                Some(domain) => (A::Apply, R::Domain(domain)),
-                None => (A::Admin, R::mesh()),
-            },
-            Document::Policy(policy) => {
-                let scope = match (&policy.scope, &policy.domain) {
-                    (weft_contract::PolicyScope::Domain, Some(domain)) => PolicyScope::Domain(domain.clone()),
-                    _ => PolicyScope::Global,
-                };
-                if let Err(error) = weft_governance::authz::check_policy_resource(&policy.name, &scope, &policy.policies, authz_mesh) {
-                    return Err(Refusal {
-                        code: error.code,
-                        message: error.message.clone(),
-                        path: "/policies".into(),
-                        line: u32::try_from(error.line).ok(),
-                        column: u32::try_from(error.column).ok(),
-                    });
-                }
-                match scope {
-                    PolicyScope::Domain(domain) => (A::Apply, R::Domain(domain)),
-                    PolicyScope::Global => (A::Admin, R::mesh()),
-                }
-            }
-        };
-        self.guard().check(caller, action, &resource).map_err(|error| refusal(error.code, error.message))
-    }
-
     fn plan_one(&self, state: &MeshState, next: &MeshState, item: &Parsed) -> PlannedResource {
         let (kind, id) = identity(&item.document);
         let mut planned = PlannedResource {
@@ -356,20 +348,31 @@ impl Broker {
             action: Action::Create,
             changes: Vec::new(),
             schema_changes: Vec::new(),
+            governance_changes: Vec::new(),
+            domain_move: None,
             streams: Vec::new(),
             error: None,
         };
         let (old, new) = match &item.document {
             Document::Domain(domain) => (state.domains.get(&id).map(json_of), json_of(domain)),
-            Document::Policy(policy) => (state.policies.get(&id).map(json_of), json_of(policy)),
+            Document::Policy(policy) => {
+                if let Err(error) = ownership::check_policy_name(state, policy) {
+                    planned.action = Action::Refused;
+                    planned.error = Some(error);
+                    return planned;
+                }
+                (state.policies.get(&id).map(json_of), json_of(policy))
+            }
             Document::Product(product) => {
                 planned.version = product.version.clone();
+                let stored = state.products.get(&id);
+                planned.domain_move = stored.and_then(|stored| ownership::domain_move(stored.domain.as_deref(), product.domain.as_deref()));
                 if let Err(error) = check_product_references(next, product) {
                     planned.action = Action::Refused;
                     planned.error = Some(error);
                     return planned;
                 }
-                (state.products.get(&id).map(json_of), json_of(product))
+                (stored.map(json_of), json_of(product))
             }
             Document::Contract(contract) => {
                 planned.version = Some(contract.version.clone());
@@ -421,6 +424,10 @@ impl Broker {
                 ),
             );
         }
+        if let Some(stored) = previous_versions.last() {
+            planned.domain_move =
+                ownership::domain_move(state.contract_domain(stored).as_deref(), next.contract_domain(contract).as_deref());
+        }
         for topic in &compiled {
             let stream_name = topic.stream_name().unwrap_or_default().to_string();
             if stream_name.len() + DEAD_LETTER_SUFFIX.len() > crate::stream::STREAM_NAME_BYTES_MAX {
@@ -431,6 +438,9 @@ impl Broker {
             }
             if let Err(error) = crate::stream::check_stream_name(&stream_name) {
                 return refuse(planned, refusal(error.code, error.message));
+            }
+            if let Err(error) = ownership::check_contract_stream(&stream_name) {
+                return refuse(planned, error);
             }
             if let Some(owner) = state.contract_of_stream(&stream_name).filter(|owner| owner.id != contract.id) {
                 return refuse(
@@ -460,9 +470,8 @@ impl Broker {
                 .filter_map(|version| CompiledContract::compile_topics(version).ok())
                 .filter_map(|topics| topics.into_iter().find(|t| t.stream_name() == Some(stream_name.as_str())))
                 .collect();
-            if previous.is_empty() {
-                continue;
-            }
+            let Some(latest) = previous.last() else { continue };
+            planned.governance_changes.extend(ownership::dropped_classifications(&stream_name, latest, topic));
             let report = weft_contract::check_compatibility(&previous, topic, topic.settings().compatibility_mode());
             for checked in &report.changes {
                 planned.schema_changes.push(SchemaChange {
@@ -686,6 +695,12 @@ fn check_product_references(next: &MeshState, product: &DataProduct) -> Result<(
                     codes::PRODUCT_CONTRACT_OWNED_ELSEWHERE,
                     format!("contract {contract_id} is already an output of product {}", owner.id),
                 )
+            });
+        }
+        if let Some(message) = next.contract(contract_id).and_then(|contract| ownership::check_port_domain(product, contract)) {
+            return Err(Refusal {
+                path: format!("/outputPorts/{port_idx}/contractId"),
+                ..refusal(codes::PRODUCT_CONTRACT_OUTSIDE_DOMAIN, message)
             });
         }
     }

@@ -54,7 +54,10 @@
 //! forbids also get `unless { principal == Weft::Principal::"admin" }`: a domain cannot lock the mesh
 //! operator out of fixing its policies. Global forbids do bind `admin`.
 //! Soundness rests on the hierarchy: the caller must only place a product under domain D (or a
-//! stream under a product of D) for a principal allowed to `apply` on D.
+//! stream under a product of D) for a principal allowed to `apply` on D. Weft's apply does so by
+//! judging every update against the resource as stored and every move against both domains
+//! (`weft-core`'s `mesh/ownership.rs`), and by keeping each Policy name in the scope that first
+//! applied it, so a domain policy never replaces a global one.
 //!
 //! Denials returned to clients ([`Denied`]) name the action and resource only; policy ids and texts
 //! are for `weft authz explain` ([`Authorizer::explain`]), which the caller reserves to admins.

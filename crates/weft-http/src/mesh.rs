@@ -90,11 +90,36 @@ pub async fn apply(
         .await
         .map_err(|error| Error::internal(error.to_string()))??;
     let n_refused = plan.n_refused();
-    for denied in plan.resources.iter().filter(|r| r.error.as_ref().is_some_and(|e| e.code == weft_governance::codes::AUTHZ_DENIED)) {
+    for denied in &plan.resources {
+        let Some(error) = denied.error.as_ref().filter(|error| error.is_denial()) else { continue };
         let resource = format!("{}:{}", denied.kind, denied.id);
-        state.broker.audit(Some(&caller), "apply", &resource, AuditDecision::Deny, Some(weft_governance::codes::AUTHZ_DENIED), None).await;
+        state.broker.audit(Some(&caller), "apply", &resource, AuditDecision::Deny, Some(error.code), None).await;
     }
     if plan.applied {
+        // Ownership and classification changes get an entry of their own, so they can be
+        // searched for (`?action=apply.governance_change`, `?action=apply.domain_move`).
+        for resource in &plan.resources {
+            let name = format!("{}:{}", resource.kind, resource.id);
+            if let Some(moved) = &resource.domain_move {
+                let domain = |domain: &Option<String>| domain.clone().unwrap_or_else(|| "(none)".to_string());
+                let detail = format!("domain {} -> {}", domain(&moved.from), domain(&moved.to));
+                state.broker.audit(Some(&caller), "apply.domain_move", &name, AuditDecision::Allow, None, Some(detail)).await;
+            }
+            if !resource.governance_changes.is_empty() {
+                let detail: Vec<String> = resource
+                    .governance_changes
+                    .iter()
+                    .map(|change| {
+                        let now = change.new_classification.as_deref().unwrap_or("none");
+                        format!("{} {}: classification {} -> {now}", change.stream, change.field, change.dropped_classification)
+                    })
+                    .collect();
+                state
+                    .broker
+                    .audit(Some(&caller), "apply.governance_change", &name, AuditDecision::Allow, None, Some(detail.join("; ")))
+                    .await;
+            }
+        }
         let changed: Vec<String> = plan
             .resources
             .iter()

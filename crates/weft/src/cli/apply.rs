@@ -97,6 +97,19 @@ fn print_plan(plan: &Value) {
                 change["reason"].as_str().unwrap_or("")
             );
         }
+        if let Some(moved) = resource.get("domain_move") {
+            let domain = |side: &str| moved[side].as_str().unwrap_or("(none)").to_string();
+            println!("          MOVES    domain {} -> {} (needs apply on both domains)", domain("from"), domain("to"));
+        }
+        for change in resource["governance_changes"].as_array().into_iter().flatten() {
+            println!(
+                "          GOVERNANCE {} {}: classification {} -> {}",
+                change["stream"].as_str().unwrap_or(""),
+                change["field"].as_str().unwrap_or(""),
+                change["dropped_classification"].as_str().unwrap_or(""),
+                change["new_classification"].as_str().unwrap_or("none")
+            );
+        }
         for change in resource["changes"].as_array().into_iter().flatten().take(50) {
             println!(
                 "          {}: {} -> {}",

@@ -53,14 +53,14 @@ fn governed_server() -> (Server, String, String) {
     (server, alice, bob)
 }
 
-fn create_token(server: &Server, principal: &str) -> String {
+pub(crate) fn create_token(server: &Server, principal: &str) -> String {
     let reply = server.post_json("/api/v1/tokens", &json!({ "principal": principal }));
     reply.assert_status(201);
     reply.body["token"].as_str().expect("a token").to_string()
 }
 
-fn as_token(server: &Server, token: &str, method: &str, path: &str, body: Option<&str>) -> Reply {
-    let content_type = if path == "/api/v1/apply" { "application/yaml" } else { "application/x-ndjson" };
+pub(crate) fn as_token(server: &Server, token: &str, method: &str, path: &str, body: Option<&str>) -> Reply {
+    let content_type = if path.starts_with("/api/v1/apply") { "application/yaml" } else { "application/x-ndjson" };
     let request = server
         .agent()
         .request(method, &server.url(path))

@@ -15,6 +15,7 @@ mod governance;
 mod groups;
 mod keep_alive;
 mod live;
+mod ownership;
 mod produce_fetch;
 mod server;
 mod shutdown;
