@@ -13,13 +13,14 @@
 //! domains, policy names, reserved streams, governance changes) is `ownership.rs`.
 
 mod ownership;
+mod plan;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use serde::Serialize;
 use serde_json::Value;
-use weft_contract::{CompiledContract, ContractError, DataContract, DataProduct, Document, Domain, Policy};
+use weft_contract::{CompiledContract, DataContract, DataProduct, Document, Domain, Policy};
 
 use crate::broker::Broker;
 use crate::error::{Error, Kind, codes};
@@ -27,139 +28,16 @@ use crate::guard::Caller;
 use crate::meta::MetaWrite;
 use crate::stream::{DEAD_LETTER_SUFFIX, Governance, RETENTION_MS_DEFAULT, StreamConfig};
 pub use ownership::policy_scope;
+use plan::refusal;
+pub use plan::{
+    ApplyPlan, ApplySource, DomainMove, FieldChange, GovernanceChange, PLAN_CHANGES_MAX, PlanAction, PlannedResource, Refusal,
+    SchemaChange, json_diff,
+};
 
-/// Most field changes listed per resource in a plan.
-pub const PLAN_CHANGES_MAX: usize = 200;
 /// Most sources (files) in one apply.
 pub const APPLY_SOURCES_MAX: usize = 1_000;
 /// Retention of dead-letter streams when the contract does not set one.
 pub const DEAD_LETTER_RETENTION_MS: i64 = 30 * 86_400_000;
-
-/// One file (or request body) handed to apply.
-#[derive(Debug, Clone)]
-pub struct ApplySource {
-    pub name: String,
-    pub text: String,
-}
-
-/// What apply does (or would do) to one resource.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Action {
-    Create,
-    Update,
-    Unchanged,
-    Refused,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct FieldChange {
-    pub path: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub old: Option<Value>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub new: Option<Value>,
-}
-
-/// A schema change between contract versions, judged against the compatibility mode.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct SchemaChange {
-    pub stream: String,
-    pub field: String,
-    pub change: String,
-    pub breaks_readers: bool,
-    pub breaks_writers: bool,
-    pub breaking: bool,
-    pub reason: String,
-}
-
-/// A product or contract changing domain (`None`: no domain, the platform's).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct DomainMove {
-    pub from: Option<String>,
-    pub to: Option<String>,
-}
-
-/// A classification a new contract version no longer gives a field (dropped, or changed to
-/// another): a governance change, since masking and policies follow classifications.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct GovernanceChange {
-    pub stream: String,
-    /// Dotted property path (`customer.email`).
-    pub field: String,
-    /// JSON pointer into event data.
-    pub pointer: String,
-    pub dropped_classification: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub new_classification: Option<String>,
-}
-
-/// Why a resource was refused.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Refusal {
-    pub code: &'static str,
-    pub message: String,
-    #[serde(skip_serializing_if = "String::is_empty")]
-    pub path: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub line: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub column: Option<u32>,
-}
-
-impl Refusal {
-    /// Refused because of who asked (the edge audits these as denials), not because of what
-    /// the resource says.
-    pub fn is_denial(&self) -> bool {
-        self.code == weft_governance::codes::AUTHZ_DENIED || codes::kind_of(self.code) == Some(Kind::Forbidden)
-    }
-}
-
-impl From<&ContractError> for Refusal {
-    fn from(error: &ContractError) -> Self {
-        Self { code: error.code, message: error.message.clone(), path: error.path.clone(), line: error.line, column: error.column }
-    }
-}
-
-fn refusal(code: &'static str, message: impl Into<String>) -> Refusal {
-    Refusal { code, message: message.into(), path: String::new(), line: None, column: None }
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct PlannedResource {
-    pub kind: &'static str,
-    pub id: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub version: Option<String>,
-    pub source: String,
-    pub document: usize,
-    pub action: Action,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub changes: Vec<FieldChange>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub schema_changes: Vec<SchemaChange>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub governance_changes: Vec<GovernanceChange>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub domain_move: Option<DomainMove>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub streams: Vec<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<Refusal>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct ApplyPlan {
-    pub dry_run: bool,
-    pub applied: bool,
-    pub resources: Vec<PlannedResource>,
-}
-
-impl ApplyPlan {
-    pub fn n_refused(&self) -> usize {
-        self.resources.iter().filter(|r| r.action == Action::Refused).count()
-    }
-}
 
 /// Everything applied so far, in memory (the metadata store holds the durable copy).
 #[derive(Debug, Default, Clone)]
@@ -209,42 +87,6 @@ fn json_of<T: Serialize>(value: &T) -> Value {
     serde_json::to_value(value).unwrap_or(Value::Null)
 }
 
-/// Field-level differences between two JSON documents, as JSON pointers.
-pub fn json_diff(old: &Value, new: &Value) -> Vec<FieldChange> {
-    let mut changes = Vec::new();
-    diff_into("", old, new, &mut changes);
-    changes.truncate(PLAN_CHANGES_MAX);
-    changes
-}
-
-fn diff_into(path: &str, old: &Value, new: &Value, changes: &mut Vec<FieldChange>) {
-    if changes.len() >= PLAN_CHANGES_MAX || old == new {
-        return;
-    }
-    match (old, new) {
-        (Value::Object(old_map), Value::Object(new_map)) => {
-            let keys: BTreeSet<&String> = old_map.keys().chain(new_map.keys()).collect();
-            for key in keys {
-                let child = format!("{path}/{}", crate::json_pointer_escape(key));
-                match (old_map.get(key), new_map.get(key)) {
-                    (Some(o), Some(n)) => diff_into(&child, o, n, changes),
-                    (o, n) => changes.push(FieldChange { path: child, old: o.cloned(), new: n.cloned() }),
-                }
-            }
-        }
-        (Value::Array(old_items), Value::Array(new_items)) if old_items.len() == new_items.len() => {
-            for (idx, (o, n)) in old_items.iter().zip(new_items).enumerate() {
-                diff_into(&format!("{path}/{idx}"), o, n, changes);
-            }
-        }
-        _ => changes.push(FieldChange {
-            path: if path.is_empty() { "/".into() } else { path.into() },
-            old: Some(old.clone()),
-            new: Some(new.clone()),
-        }),
-    }
-}
-
 struct Parsed {
     source: String,
     document_idx: usize,
@@ -274,7 +116,7 @@ impl Broker {
                     version: None,
                     source: source.name.clone(),
                     document: error.document_idx.unwrap_or(0),
-                    action: Action::Refused,
+                    action: PlanAction::Refused,
                     changes: Vec::new(),
                     schema_changes: Vec::new(),
                     governance_changes: Vec::new(),
@@ -316,14 +158,14 @@ impl Broker {
             // Who may apply it is said first: a caller who may not touch the resource learns
             // that (and whose it is), not what else is wrong with their document.
             if let Err(error) = self.check_apply_allowed(caller, &state, &next, &authz_mesh, item)
-                && (planned.action != Action::Refused || error.is_denial())
+                && (planned.action != PlanAction::Refused || error.is_denial())
             {
-                planned.action = Action::Refused;
+                planned.action = PlanAction::Refused;
                 planned.error = Some(error);
             }
             if duplicate {
                 let (kind, id) = identity(&item.document);
-                planned.action = Action::Refused;
+                planned.action = PlanAction::Refused;
                 planned.error = Some(refusal(codes::RESOURCE_DUPLICATE_ID, format!("{kind} {id} appears more than once in this apply")));
             }
             plan.resources.push(planned);
@@ -345,7 +187,7 @@ impl Broker {
             version: None,
             source: item.source.clone(),
             document: item.document_idx,
-            action: Action::Create,
+            action: PlanAction::Create,
             changes: Vec::new(),
             schema_changes: Vec::new(),
             governance_changes: Vec::new(),
@@ -357,7 +199,7 @@ impl Broker {
             Document::Domain(domain) => (state.domains.get(&id).map(json_of), json_of(domain)),
             Document::Policy(policy) => {
                 if let Err(error) = ownership::check_policy_name(state, policy) {
-                    planned.action = Action::Refused;
+                    planned.action = PlanAction::Refused;
                     planned.error = Some(error);
                     return planned;
                 }
@@ -368,7 +210,7 @@ impl Broker {
                 let stored = state.products.get(&id);
                 planned.domain_move = stored.and_then(|stored| ownership::domain_move(stored.domain.as_deref(), product.domain.as_deref()));
                 if let Err(error) = check_product_references(next, product) {
-                    planned.action = Action::Refused;
+                    planned.action = PlanAction::Refused;
                     planned.error = Some(error);
                     return planned;
                 }
@@ -380,10 +222,10 @@ impl Broker {
             }
         };
         match old {
-            None => planned.action = Action::Create,
-            Some(old) if old == new => planned.action = Action::Unchanged,
+            None => planned.action = PlanAction::Create,
+            Some(old) if old == new => planned.action = PlanAction::Unchanged,
             Some(old) => {
-                planned.action = Action::Update;
+                planned.action = PlanAction::Update;
                 planned.changes = json_diff(&old, &new);
             }
         }
@@ -392,7 +234,7 @@ impl Broker {
 
     fn plan_contract(&self, state: &MeshState, next: &MeshState, contract: &DataContract, mut planned: PlannedResource) -> PlannedResource {
         let refuse = |mut planned: PlannedResource, error: Refusal| {
-            planned.action = Action::Refused;
+            planned.action = PlanAction::Refused;
             planned.error = Some(error);
             planned
         };
@@ -410,7 +252,7 @@ impl Broker {
         let previous_versions = state.contracts.get(&contract.id).cloned().unwrap_or_default();
         if let Some(same) = previous_versions.iter().find(|v| v.version == contract.version) {
             if json_of(same) == json_of(contract) {
-                planned.action = Action::Unchanged;
+                planned.action = PlanAction::Unchanged;
                 return planned;
             }
             return refuse(
@@ -502,7 +344,7 @@ impl Broker {
             }
         }
         if let Some(last) = previous_versions.last() {
-            planned.action = Action::Update;
+            planned.action = PlanAction::Update;
             planned.changes = json_diff(&json_of(last), &json_of(contract));
         }
         planned
@@ -512,7 +354,7 @@ impl Broker {
         let mut writes = Vec::new();
         let mut new_contracts = Vec::new();
         for (item, planned) in parsed.iter().zip(plan.resources.iter().filter(|r| r.kind != "Unknown")) {
-            if planned.action == Action::Unchanged {
+            if planned.action == PlanAction::Unchanged {
                 continue;
             }
             match &item.document {

@@ -12,7 +12,7 @@ use weft_contract::{CompiledContract, DataContract, DataProduct};
 use weft_core::cloudevent::format_rfc3339_ms;
 use weft_core::dead_letter::DeadLetter;
 use weft_core::guard::{AuthzAction, AuthzResource, Caller, Masker};
-use weft_core::mesh::{ApplySource, MeshState, topic_streams};
+use weft_core::mesh::{ApplyPlan, ApplySource, MeshState, PlannedResource, topic_streams};
 use weft_core::{Error, Kind};
 use weft_governance::audit::AuditDecision;
 
@@ -123,14 +123,14 @@ pub async fn apply(
         let changed: Vec<String> = plan
             .resources
             .iter()
-            .filter(|r| r.action != weft_core::mesh::Action::Unchanged)
+            .filter(|r| r.action != weft_core::mesh::PlanAction::Unchanged)
             .map(|r| format!("{} {} {:?}", r.kind, r.id, r.action))
             .collect();
         if !changed.is_empty() {
             state.broker.audit(Some(&caller), "apply", "mesh", AuditDecision::Allow, None, Some(changed.join("; "))).await;
         }
     }
-    let mut body = serde_json::to_value(&plan).map_err(|error| Error::internal(error.to_string()))?;
+    let mut body = plan_json(&plan);
     let status = if n_refused > 0 {
         body["error"] = json!({
             "code": weft_core::codes::APPLY_REFUSED,
@@ -392,4 +392,92 @@ pub async fn replay_dead_letters(
         }));
     }
     Ok(axum::Json(json!({ "target": target, "streams": streams })))
+}
+
+/// An apply plan as the API shows it (and `weft apply` reads it): empty lists and absent
+/// options are left out, so a plain create is a few lines.
+fn plan_json(plan: &ApplyPlan) -> Value {
+    let resources: Vec<Value> = plan.resources.iter().map(planned_resource_json).collect();
+    json!({ "dry_run": plan.dry_run, "applied": plan.applied, "resources": resources })
+}
+
+fn planned_resource_json(resource: &PlannedResource) -> Value {
+    let mut out = serde_json::Map::new();
+    out.insert("kind".into(), json!(resource.kind));
+    out.insert("id".into(), json!(resource.id));
+    if let Some(version) = &resource.version {
+        out.insert("version".into(), json!(version));
+    }
+    out.insert("source".into(), json!(resource.source));
+    out.insert("document".into(), json!(resource.document));
+    out.insert("action".into(), json!(resource.action.as_str()));
+    if !resource.changes.is_empty() {
+        let changes: Vec<Value> = resource
+            .changes
+            .iter()
+            .map(|change| {
+                let mut out = serde_json::Map::new();
+                out.insert("path".into(), json!(change.path));
+                if let Some(old) = &change.old {
+                    out.insert("old".into(), old.clone());
+                }
+                if let Some(new) = &change.new {
+                    out.insert("new".into(), new.clone());
+                }
+                Value::Object(out)
+            })
+            .collect();
+        out.insert("changes".into(), Value::Array(changes));
+    }
+    if !resource.schema_changes.is_empty() {
+        let changes: Vec<Value> = resource
+            .schema_changes
+            .iter()
+            .map(|c| {
+                json!({
+                    "stream": c.stream, "field": c.field, "change": c.change, "breaks_readers": c.breaks_readers,
+                    "breaks_writers": c.breaks_writers, "breaking": c.breaking, "reason": c.reason,
+                })
+            })
+            .collect();
+        out.insert("schema_changes".into(), Value::Array(changes));
+    }
+    if !resource.governance_changes.is_empty() {
+        let changes: Vec<Value> = resource
+            .governance_changes
+            .iter()
+            .map(|c| {
+                let mut change = json!({
+                    "stream": c.stream, "field": c.field, "pointer": c.pointer, "dropped_classification": c.dropped_classification,
+                });
+                if let Some(new) = &c.new_classification {
+                    change["new_classification"] = json!(new);
+                }
+                change
+            })
+            .collect();
+        out.insert("governance_changes".into(), Value::Array(changes));
+    }
+    if let Some(domain_move) = &resource.domain_move {
+        out.insert("domain_move".into(), json!({ "from": domain_move.from, "to": domain_move.to }));
+    }
+    if !resource.streams.is_empty() {
+        out.insert("streams".into(), json!(resource.streams));
+    }
+    if let Some(error) = &resource.error {
+        let mut refusal = serde_json::Map::new();
+        refusal.insert("code".into(), json!(error.code));
+        refusal.insert("message".into(), json!(error.message));
+        if !error.path.is_empty() {
+            refusal.insert("path".into(), json!(error.path));
+        }
+        if let Some(line) = error.line {
+            refusal.insert("line".into(), json!(line));
+        }
+        if let Some(column) = error.column {
+            refusal.insert("column".into(), json!(column));
+        }
+        out.insert("error".into(), Value::Object(refusal));
+    }
+    Value::Object(out)
 }

@@ -1,0 +1,20 @@
+//! The schema registry as the broker sees it: a port the binary connects to `weft-registry`
+//! (`weft/src/registry_port.rs`), so that `weft-core` and `weft-registry` do not know each other.
+
+use serde_json::Value;
+
+/// The broker's port to the schema registry, both ways: apply registers each new contract
+/// version's JSON Schema, and produce looks up the schema ids that framed values carry.
+pub trait SchemaRegistryPort: Send + Sync {
+    /// Registers `schema` under `subject`; returns a message if the registry refuses it.
+    fn register_json_schema(&self, subject: &str, schema: &Value) -> Result<(), String>;
+    /// Subjects under which a schema id is registered (empty if the id is unknown).
+    fn subjects_of_schema(&self, schema_id: u32) -> Vec<String>;
+    /// The registry's schema type of an id (`JSON`, `AVRO`, `PROTOBUF`), if it is known.
+    /// The Kafka listener uses it to tell Avro-framed values, which a JSON contract cannot
+    /// check, from JSON ones.
+    fn schema_type(&self, schema_id: u32) -> Option<String> {
+        let _ = schema_id;
+        None
+    }
+}
