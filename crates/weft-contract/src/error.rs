@@ -52,7 +52,7 @@ pub struct ContractError {
     /// The file name (or other label) the caller gave for the text.
     pub source_name: String,
     /// Index of the document inside a multi-document YAML stream (0-based).
-    pub document_idx: Option<usize>,
+    pub document_idx: Option<u32>,
     /// 1-based line in the source text, when known.
     pub line: Option<u32>,
     /// 1-based column in the source text, when known.
@@ -61,6 +61,18 @@ pub struct ContractError {
     pub path: String,
     /// Lowercase message without a trailing period.
     pub message: String,
+    /// Which resource the document says it is, once its kind is known, so a plan can name what
+    /// it refused even when the document does not parse as that kind (boxed: errors stay small).
+    pub resource: Option<Box<ResourceLabel>>,
+}
+
+/// A resource as a document names it before it is parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResourceLabel {
+    /// `DataContract`, `DataProduct`, `Domain` or `Policy`.
+    pub kind: &'static str,
+    /// Its `id` (`name` for domains and policies), when the document has one.
+    pub id: Option<String>,
 }
 
 impl ContractError {
@@ -74,12 +86,14 @@ impl ContractError {
             column: None,
             path: path.into(),
             message: message.into(),
+            resource: None,
         }
     }
 
     pub(crate) fn in_document(mut self, source_name: &str, document_idx: usize) -> Self {
         self.source_name = source_name.to_owned();
-        self.document_idx = Some(document_idx);
+        // At most `DOCUMENTS_PER_FILE_MAX` documents are read, so the index fits.
+        self.document_idx = u32::try_from(document_idx).ok();
         self
     }
 }

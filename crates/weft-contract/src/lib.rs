@@ -86,7 +86,7 @@ pub use compat::{Change, CheckedChange, CompatibilityMode, CompatibilityReport, 
 pub use compile::LOGICAL_TYPES;
 pub use compiled::{ClassifiedProperty, CompiledContract, DeferredRule};
 pub use doc::Doc;
-pub use error::{ContractError, code};
+pub use error::{ContractError, ResourceLabel, code};
 pub use json_schema::to_json_schema;
 pub use model::*;
 pub use parse::{Document, ODCS_API_VERSIONS, ODPS_API_VERSIONS, WEFT_API_VERSION, parse_documents};

@@ -48,6 +48,41 @@ enum ResourceKind {
     Policy,
 }
 
+impl ResourceKind {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Contract => "DataContract",
+            Self::Product => "DataProduct",
+            Self::Domain => "Domain",
+            Self::Policy => "Policy",
+        }
+    }
+}
+
+/// What a document says it is, read before it is parsed as its kind, so errors can name it.
+#[derive(Clone, Copy)]
+struct ResourceName<'a> {
+    kind: ResourceKind,
+    id: Option<&'a str>,
+}
+
+impl<'a> ResourceName<'a> {
+    fn of(kind: ResourceKind, value: &'a serde_json::Value) -> Self {
+        let key = match kind {
+            ResourceKind::Contract | ResourceKind::Product => "id",
+            ResourceKind::Domain | ResourceKind::Policy => "name",
+        };
+        Self { kind, id: value.get(key).and_then(serde_json::Value::as_str) }
+    }
+}
+
+impl ContractError {
+    fn for_resource(mut self, name: ResourceName<'_>) -> Self {
+        self.resource = Some(Box::new(crate::error::ResourceLabel { kind: name.kind.name(), id: name.id.map(str::to_string) }));
+        self
+    }
+}
+
 /// Parses every document in `text` (a YAML stream with `---` separators, or a single JSON object)
 /// and checks each one. `source_name` only labels errors (usually the file name).
 ///
@@ -70,18 +105,19 @@ fn parse_json_document(text: &str, source_name: &str) -> Result<Document, Contra
         ..ContractError::at(code::JSON_MALFORMED, "", strip_serde_location(&error.to_string())).in_document(source_name, 0)
     })?;
     let kind = resource_kind(&value).map_err(|e| e.in_document(source_name, 0))?;
+    let name = ResourceName::of(kind, &value);
     let mut deserializer = serde_json::Deserializer::from_str(text);
     let document =
         typed_document(kind, &mut deserializer, |error: &serde_json::Error| (line_number(error.line()), line_number(error.column())))
-            .map_err(|e| e.in_document(source_name, 0))?;
-    check_document(&document).map_err(|e| e.in_document(source_name, 0))?;
+            .map_err(|e| e.in_document(source_name, 0).for_resource(name))?;
+    check_document(&document).map_err(|e| e.in_document(source_name, 0).for_resource(name))?;
     Ok(document)
 }
 
 fn parse_yaml_stream(text: &str, source_name: &str) -> Result<Vec<Document>, ContractError> {
     // First pass: read each document as an untyped value to learn its kind. A second pass then
     // deserializes straight from the text, so structural errors keep their line numbers.
-    let mut kinds: Vec<Option<ResourceKind>> = Vec::new();
+    let mut kinds: Vec<Option<(ResourceKind, Option<String>)>> = Vec::new();
     for (document_idx, deserializer) in serde_yaml_ng::Deserializer::from_str(text).enumerate() {
         if document_idx >= DOCUMENTS_PER_FILE_MAX {
             let message = format!("more than {DOCUMENTS_PER_FILE_MAX} documents in one file");
@@ -102,22 +138,23 @@ fn parse_yaml_stream(text: &str, source_name: &str) -> Result<Vec<Document>, Con
             let (line, column) = locate_in_yaml(text, document_idx, &error.path);
             ContractError { line, column, ..error.in_document(source_name, document_idx) }
         })?;
-        kinds.push(Some(kind));
+        kinds.push(Some((kind, ResourceName::of(kind, &json).id.map(str::to_string))));
     }
 
     let mut documents = Vec::with_capacity(kinds.len());
     for (document_idx, deserializer) in serde_yaml_ng::Deserializer::from_str(text).enumerate() {
-        let Some(Some(kind)) = kinds.get(document_idx).copied() else {
+        let Some(Some((kind, id))) = kinds.get(document_idx) else {
             continue;
         };
+        let (kind, name) = (*kind, ResourceName { kind: *kind, id: id.as_deref() });
         let document = typed_document(kind, deserializer, |error: &serde_yaml_ng::Error| match error.location() {
             Some(location) => (line_number(location.line()), line_number(location.column())),
             None => (None, None),
         })
-        .map_err(|e| e.in_document(source_name, document_idx))?;
+        .map_err(|e| e.in_document(source_name, document_idx).for_resource(name))?;
         check_document(&document).map_err(|error| {
             let (line, column) = locate_in_yaml(text, document_idx, &error.path);
-            ContractError { line, column, ..error.in_document(source_name, document_idx) }
+            ContractError { line, column, ..error.in_document(source_name, document_idx) }.for_resource(name)
         })?;
         documents.push(document);
     }

@@ -410,6 +410,20 @@ fn unknown_field_is_named_by_path_and_line() {
     assert!(error.to_string().starts_with("bad.odcs.yaml:14:"), "{error}");
 }
 
+/// A document refused while it is parsed as its kind still says which resource it is, so a
+/// plan can name it; one that does not even say its kind names none.
+#[test]
+fn refused_documents_name_their_resource() {
+    let text = contract_yaml("      - name: a\n        logicalTyp: string\n", "");
+    let resource = parse_error(&text).resource.expect("the kind is known");
+    assert_eq!(resource.kind, "DataContract");
+    assert!(resource.id.is_some(), "{resource:?}");
+    let text = format!("{HEADER}---\napiVersion: weft/v1\nkind: Domain\nname: sales\nowner: ana\n");
+    let resource = parse_error(&text).resource.expect("the kind is known");
+    assert_eq!((resource.kind, resource.id.as_deref()), ("Domain", Some("sales")));
+    assert_eq!(parse_error("just: a mapping\n").resource, None);
+}
+
 #[test]
 fn unknown_top_level_key_is_refused() {
     let error = parse_error(&format!("{HEADER}topic: orders\n"));

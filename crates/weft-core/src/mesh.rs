@@ -110,12 +110,14 @@ impl Broker {
                     document_idx,
                     document,
                 })),
+                // The kind and id as far as the document says them ("Unknown" and "" only when
+                // it does not even say which resource it is).
                 Err(error) => plan.resources.push(PlannedResource {
-                    kind: "Unknown",
-                    id: String::new(),
+                    kind: error.resource.as_ref().map_or("Unknown", |resource| resource.kind),
+                    id: error.resource.as_ref().and_then(|resource| resource.id.clone()).unwrap_or_default(),
                     version: None,
                     source: source.name.clone(),
-                    document: error.document_idx.unwrap_or(0),
+                    document: error.document_idx.map_or(0, |idx| idx as usize),
                     action: PlanAction::Refused,
                     changes: Vec::new(),
                     schema_changes: Vec::new(),
@@ -353,7 +355,10 @@ impl Broker {
     fn commit_apply(&self, parsed: &[Parsed], plan: &ApplyPlan, next: MeshState) -> Result<(), Error> {
         let mut writes = Vec::new();
         let mut new_contracts = Vec::new();
-        for (item, planned) in parsed.iter().zip(plan.resources.iter().filter(|r| r.kind != "Unknown")) {
+        // Nothing is committed when a document failed to parse (it is refused), so every
+        // planned resource here is one parsed document, in order.
+        debug_assert_eq!(parsed.len(), plan.resources.len());
+        for (item, planned) in parsed.iter().zip(&plan.resources) {
             if planned.action == PlanAction::Unchanged {
                 continue;
             }
