@@ -153,8 +153,12 @@ impl Broker {
         config.check()?;
         let mut streams = self.streams.write().unwrap_or_else(|poison| poison.into_inner());
         if streams.contains_key(&config.name) {
-            return Err(Error::new(Kind::Conflict, codes::STREAM_ALREADY_EXISTS, format!("stream {} already exists", config.name))
-                .with_path("/name"));
+            return Err(Error::new(
+                Kind::Conflict,
+                codes::STREAM_ALREADY_EXISTS,
+                format!("stream {:?} already exists", crate::stream::truncate_for_message(&config.name)),
+            )
+            .with_path("/name"));
         }
         if streams.len() >= STREAMS_MAX {
             return Err(Error::new(Kind::Conflict, codes::STREAM_LIMIT_REACHED, format!("a broker holds at most {STREAMS_MAX} streams")));

@@ -334,13 +334,17 @@ impl Broker {
                 let groups: Vec<String> =
                     self.meta().groups().unwrap_or_default().into_iter().filter(|(_, s)| *s == stream_name).map(|(g, _)| g).collect();
                 let derived = next.readers_of_contract(&contract.id);
+                let readers = match (groups.is_empty(), derived.is_empty()) {
+                    (true, true) => "no consumer group or derived product reads it yet".to_string(),
+                    (false, true) => format!("read by consumer groups {}", groups.join(", ")),
+                    (true, false) => format!("read by derived products {}", derived.join(", ")),
+                    (false, false) => format!("read by consumer groups {} and derived products {}", groups.join(", "), derived.join(", ")),
+                };
                 let message = format!(
-                    "version {} is not {} compatible with the applied versions of stream {stream_name}: {}; read by consumer groups [{}] and derived products [{}]; ship a breaking change as a new major version on a new stream",
+                    "version {} is not {} compatible with the applied versions of stream {stream_name}: {}; {readers}; ship a breaking change as a new major version on a new stream",
                     contract.version,
                     report.mode.name(),
                     offending.join("; "),
-                    groups.join(", "),
-                    derived.join(", "),
                 );
                 return refuse(planned, refusal(codes::CONTRACT_INCOMPATIBLE, message));
             }

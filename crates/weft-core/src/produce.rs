@@ -460,6 +460,7 @@ pub(crate) fn contract_violation(violations: &[weft_contract::Violation]) -> Err
     let message = match violations.len() {
         0 => "event violates the contract".to_string(),
         1 => violations[0].message.clone(),
+        2 => format!("{} (and 1 more violation)", violations[0].message),
         n => format!("{} (and {} more violations)", violations[0].message, n - 1),
     };
     let mut error = Error::invalid(code, message);

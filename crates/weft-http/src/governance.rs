@@ -59,7 +59,17 @@ pub async fn create_principal(
     let principal =
         state.broker.guard().identity().create_principal(&request.name, &request.domains, SystemTime::now()).map_err(identity_error)?;
     state.broker.refresh_authorization()?;
-    state.broker.audit(Some(&caller), "principal.create", &format!("principal:{}", principal.name), AuditDecision::Allow, None, None).await;
+    state
+        .broker
+        .audit(
+            Some(&caller),
+            "principal.create",
+            &AuthzResource::Principal(principal.name.clone()).to_string(),
+            AuditDecision::Allow,
+            None,
+            None,
+        )
+        .await;
     Ok((
         StatusCode::CREATED,
         axum::Json(
@@ -106,7 +116,7 @@ pub async fn create_token(State(state): State<AppState>, Extension(caller): Exte
         .audit(
             Some(&caller),
             "token.create",
-            &format!("principal:{}", request.principal),
+            &AuthzResource::Principal(request.principal.clone()).to_string(),
             AuditDecision::Allow,
             None,
             Some(format!("token {id}")),
@@ -156,7 +166,7 @@ pub async fn revoke_token(
         .audit(
             Some(&caller),
             "token.revoke",
-            &format!("principal:{}", token.principal),
+            &AuthzResource::Principal(token.principal.clone()).to_string(),
             AuditDecision::Allow,
             None,
             Some(format!("token {id}")),
@@ -254,7 +264,11 @@ pub async fn search_audit(
     let filter = AuditFilter {
         principal: params.get("principal").map(str::to_string),
         action: params.get("action").map(str::to_string),
-        resource: params.get("resource").map(str::to_string),
+        // Entries name resources in Cedar's form; the short form (`stream:orders`) finds them too.
+        resource: params.get("resource").map(|text| match text.parse::<AuthzResource>() {
+            Ok(resource) if !text.ends_with('*') => resource.to_string(),
+            _ => text.to_string(),
+        }),
         decision,
         since: time("since")?,
         until: time("until")?,

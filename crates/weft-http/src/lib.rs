@@ -136,37 +136,42 @@ pub fn build_router(broker: Arc<Broker>, options: HttpOptions) -> Router {
     let state = AppState { broker, kafka_bootstrap: options.kafka_bootstrap.map(Arc::from) };
     let mut app = Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
-        .route("/api/v1/streams", post(streams::create).get(streams::list))
-        .route("/api/v1/streams/{name}", get(streams::show))
         .route("/api/v1/streams/{name}/events", post(produce::produce).get(streams::fetch))
         .route("/api/v1/streams/{name}/live", get(live::live))
+        .route("/api/v1/streams/{name}/dead-letters", get(mesh::dead_letters))
+        .route("/api/v1/streams/{name}/dead-letters/replay", post(mesh::replay_dead_letters))
+        .route("/api/v1/apply", post(mesh::apply))
+        .route("/api/v1/products/{id}/dead-letters", get(mesh::dead_letters))
+        .route("/api/v1/products/{id}/dead-letters/replay", post(mesh::replay_dead_letters))
+        .route("/api/v1/search", get(catalog::search))
+        .route("/api/v1/lineage/{product}", get(catalog::lineage))
+        .route("/api/v1/lineage/{product}/openlineage", get(catalog::product_openlineage))
+        .route("/metrics", get(metrics::metrics))
+        .route("/", get(ui::index))
+        .route("/ui/{*path}", get(ui::asset_or_index))
+        .route("/api/v1/tokens", post(governance::create_token).get(governance::list_tokens))
+        .route("/api/v1/audit", get(governance::search_audit));
+    // Routes that take no query parameters refuse any, as the others refuse unknown ones, so a
+    // misspelt `?limit=` is an error rather than silently ignored.
+    let without_parameters = Router::new()
+        .route("/api/v1/streams", post(streams::create).get(streams::list))
+        .route("/api/v1/streams/{name}", get(streams::show))
         .route("/api/v1/streams/{name}/groups/{group}", get(groups::describe))
         .route("/api/v1/streams/{name}/groups/{group}/poll", post(groups::poll))
         .route("/api/v1/streams/{name}/groups/{group}/commit", post(groups::commit))
         .route("/api/v1/streams/{name}/groups/{group}/members/{member}", delete(groups::leave))
-        .route("/api/v1/streams/{name}/dead-letters", get(mesh::dead_letters))
-        .route("/api/v1/streams/{name}/dead-letters/replay", post(mesh::replay_dead_letters))
-        .route("/api/v1/apply", post(mesh::apply))
         .route("/api/v1/products", get(mesh::list_products))
         .route("/api/v1/products/{id}", get(mesh::show_product))
-        .route("/api/v1/products/{id}/dead-letters", get(mesh::dead_letters))
-        .route("/api/v1/products/{id}/dead-letters/replay", post(mesh::replay_dead_letters))
         .route("/api/v1/contracts/{id}", get(mesh::show_contract))
         .route("/api/v1/domains", get(mesh::list_domains))
-        .route("/api/v1/search", get(catalog::search))
-        .route("/api/v1/lineage/{product}", get(catalog::lineage))
-        .route("/api/v1/lineage/{product}/openlineage", get(catalog::product_openlineage))
         .route("/api/v1/openlineage", get(catalog::all_openlineage))
-        .route("/metrics", get(metrics::metrics))
-        .route("/", get(ui::index))
-        .route("/ui/{*path}", get(ui::asset_or_index))
         .route("/api/v1/principals", post(governance::create_principal).get(governance::list_principals))
-        .route("/api/v1/tokens", post(governance::create_token).get(governance::list_tokens))
         .route("/api/v1/tokens/{id}", delete(governance::revoke_token))
         .route("/api/v1/authz/schema", get(governance::schema))
         .route("/api/v1/authz/explain", post(governance::explain))
-        .route("/api/v1/audit", get(governance::search_audit))
-        .route("/api/v1/audit/verify", get(governance::verify_audit));
+        .route("/api/v1/audit/verify", get(governance::verify_audit))
+        .route_layer(axum::middleware::from_fn(query::refuse_query_parameters));
+    app = app.merge(without_parameters);
     if let Some(registry) = options.registry {
         app = app.nest_service("/registry", registry::router(registry));
     }

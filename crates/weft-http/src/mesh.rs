@@ -381,7 +381,14 @@ pub async fn replay_dead_letters(
         let detail = format!("moved {}, still failing {}", outcome.moved, outcome.still_failing);
         state
             .broker
-            .audit(Some(&caller), "replay_dead_letters", &format!("stream:{stream}"), AuditDecision::Allow, None, Some(detail))
+            .audit(
+                Some(&caller),
+                "replay_dead_letters",
+                &AuthzResource::Stream(stream.clone()).to_string(),
+                AuditDecision::Allow,
+                None,
+                Some(detail),
+            )
             .await;
         streams.push(json!({
             "stream": stream,

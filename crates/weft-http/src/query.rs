@@ -81,3 +81,13 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, Err
         Error::invalid(code, format!("request body at line {} column {}: {error}", error.line(), error.column()))
     })
 }
+
+/// Middleware for routes that take no query parameters: any is `unknown query parameter`,
+/// with the same code and message as on routes that take some.
+pub async fn refuse_query_parameters(request: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    match QueryParams::parse(request.uri().query(), &[]) {
+        Ok(_) => next.run(request).await,
+        Err(error) => crate::api_error::ApiError(error).into_response(),
+    }
+}

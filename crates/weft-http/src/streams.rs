@@ -79,7 +79,7 @@ pub async fn create(State(state): State<AppState>, Extension(caller): Extension<
     let config = request.into_config()?;
     // Streams outside data products are the platform's: creating one takes `admin`.
     state.broker.authorize(&caller, AuthzAction::Admin, &AuthzResource::mesh()).await?;
-    let audited = format!("stream:{}", config.name);
+    let audited = AuthzResource::Stream(config.name.clone()).to_string();
     let broker = state.broker.clone();
     let stream =
         tokio::task::spawn_blocking(move || broker.create_stream(config)).await.map_err(|error| Error::internal(error.to_string()))??;

@@ -330,3 +330,16 @@ fn json_arrays_are_not_accepted_as_request_objects() {
     assert_eq!(server.get("/api/v1/streams").body["streams"].as_array().expect("streams").len(), 1, "no stream was created");
     server.assert_unchanged_and_alive("s", &before);
 }
+
+/// Routes that take no query parameters refuse any (a misspelt `?limit=` is not silently
+/// ignored), with the same code as the routes that take some, and still answer without one.
+#[test]
+fn routes_without_parameters_refuse_query_parameters() {
+    let server = Server::start();
+    for path in ["/api/v1/streams?bogus=1", "/api/v1/products?limit=5", "/api/v1/domains?x", "/api/v1/audit/verify?deep=true"] {
+        server.get(path).assert_error(400, "request.unknown_parameter");
+    }
+    for path in ["/api/v1/streams", "/api/v1/products", "/api/v1/domains", "/api/v1/audit/verify"] {
+        server.get(path).assert_status(200);
+    }
+}

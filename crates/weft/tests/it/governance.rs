@@ -212,6 +212,11 @@ fn the_audit_chain_verifies_and_detects_a_flipped_byte() {
     assert_eq!(denials["entries"].as_array().unwrap().len(), 1, "{denials}");
     let admin_actions = server.get("/api/v1/audit?action=token.create").body;
     assert_eq!(admin_actions["entries"].as_array().unwrap().len(), 2);
+    // Every entry names its resource in Cedar's form, and the short form finds the same ones.
+    let by_cedar_form = server.get("/api/v1/audit?resource=Weft::Principal::%22bob%22").body;
+    let by_short_form = server.get("/api/v1/audit?resource=principal:bob").body;
+    assert!(!by_cedar_form["entries"].as_array().unwrap().is_empty(), "{by_cedar_form}");
+    assert_eq!(by_cedar_form["entries"], by_short_form["entries"]);
     assert_eq!(server.get("/api/v1/audit/verify").body["ok"], true);
     let verified = server.run_cli(&["audit", "verify"], b"");
     assert!(verified.status.success(), "{}", String::from_utf8_lossy(&verified.stdout));
