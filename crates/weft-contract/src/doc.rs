@@ -10,13 +10,19 @@
 //! an event at produce time; the checks themselves are a small part of it.
 //! Event objects are small, so a linear scan finds a key as fast as a hash would.
 //!
-//! The semantics are those of `serde_json::Value`: numbers are [`serde_json::Number`]s built the
-//! same way, and a key repeated in one object keeps its first position and its last value.
+//! The semantics are those of `serde_json::Value` (numbers are [`serde_json::Number`]s built the
+//! same way) except for one rule: an object that repeats a key is refused, with the JSON pointer
+//! of the repeated member ([`Doc::parse`], [`DocError::RepeatedKey`]). RFC 8259 says names
+//! SHOULD be unique and I-JSON (RFC 7493) says MUST; readers disagree on which value wins
+//! (first, last, or both), so an event the validator passed with one value could reach a masker
+//! or a consumer with another. The check costs nothing extra: the pairs are compared once the
+//! object is read, as the merge it replaces did.
 //!
 //! Limits: nesting deeper than [`EVENT_DEPTH_MAX`] is a parse error, so hostile input cannot
 //! exhaust the stack (serde_json's own recursion limit, which is the same, usually fires first).
 
 use std::borrow::Cow;
+use std::cell::RefCell;
 use std::fmt;
 
 use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
@@ -24,6 +30,7 @@ use serde::ser::{SerializeMap, SerializeSeq, Serializer};
 use serde::{Deserialize, Serialize};
 use serde_json::{Number, Value};
 
+use crate::error::push_pointer_token;
 use crate::limits::EVENT_DEPTH_MAX;
 
 /// Objects with at most this many keys are checked for repeated keys pairwise; larger ones
@@ -38,11 +45,74 @@ pub enum Doc<'a> {
     Number(Number),
     String(Cow<'a, str>),
     Array(Vec<Doc<'a>>),
-    /// Keys are unique, in order of first appearance.
+    /// Keys are unique, in document order.
     Object(Vec<(Cow<'a, str>, Doc<'a>)>),
 }
 
+/// Why bytes are not a [`Doc`].
+#[derive(Debug)]
+pub enum DocError {
+    /// Not JSON, or nested deeper than [`EVENT_DEPTH_MAX`].
+    Malformed(serde_json::Error),
+    /// An object repeats a key; `pointer` is the JSON pointer of the repeated member
+    /// (`/customer/email` for `{"customer":{"email":1,"email":2}}`).
+    RepeatedKey { pointer: String },
+}
+
+impl fmt::Display for DocError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DocError::Malformed(error) => write!(f, "{error}"),
+            DocError::RepeatedKey { pointer } => write!(f, "the key at {pointer} appears more than once in its object"),
+        }
+    }
+}
+
+/// Where a repeated key was found: the tokens of its pointer, innermost first, pushed while the
+/// parse error unwinds through the enclosing objects and arrays (so the happy path pays nothing).
+#[derive(Default)]
+pub(crate) struct RepeatedKeyTrail {
+    tokens: RefCell<Option<Vec<String>>>,
+}
+
+impl RepeatedKeyTrail {
+    pub(crate) fn start(&self, key: &str) {
+        *self.tokens.borrow_mut() = Some(vec![escape_token(key)]);
+    }
+
+    pub(crate) fn push(&self, token: impl FnOnce() -> String) {
+        if let Some(tokens) = self.tokens.borrow_mut().as_mut() {
+            tokens.push(token());
+        }
+    }
+
+    pub(crate) fn pointer(&self) -> Option<String> {
+        self.tokens.borrow().as_ref().map(|tokens| tokens.iter().rev().map(|token| format!("/{token}")).collect())
+    }
+}
+
+pub(crate) fn escape_token(key: &str) -> String {
+    let mut pointer = String::with_capacity(key.len() + 1);
+    push_pointer_token(&mut pointer, key);
+    pointer.split_off(1)
+}
+
 impl<'a> Doc<'a> {
+    /// Parses one JSON document that borrows its strings from `bytes`; an object that repeats a
+    /// key is [`DocError::RepeatedKey`] with the pointer of the repeated member.
+    pub fn parse(bytes: &'a [u8]) -> Result<Doc<'a>, DocError> {
+        let trail = RepeatedKeyTrail::default();
+        let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+        let parsed = DocSeed { depth_left: EVENT_DEPTH_MAX, trail: Some(&trail) }.deserialize(&mut deserializer).and_then(|doc| {
+            deserializer.end()?;
+            Ok(doc)
+        });
+        parsed.map_err(|error| match trail.pointer() {
+            Some(pointer) => DocError::RepeatedKey { pointer },
+            None => DocError::Malformed(error),
+        })
+    }
+
     /// A view of `value` that borrows its strings.
     pub fn from_value(value: &'a Value) -> Self {
         match value {
@@ -167,28 +237,32 @@ impl fmt::Display for Doc<'_> {
     }
 }
 
+/// Deserializing from any deserializer refuses repeated keys too, without their pointer (use
+/// [`Doc::parse`] for that).
 impl<'de> Deserialize<'de> for Doc<'de> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        DocSeed { depth_left: EVENT_DEPTH_MAX }.deserialize(deserializer)
+        DocSeed { depth_left: EVENT_DEPTH_MAX, trail: None }.deserialize(deserializer)
     }
 }
 
-/// Deserializes one value with at most `depth_left` levels of arrays and objects.
+/// Deserializes one value with at most `depth_left` levels of arrays and objects, noting where a
+/// repeated key was found in `trail`.
 #[derive(Clone, Copy)]
-struct DocSeed {
+struct DocSeed<'t> {
     depth_left: usize,
+    trail: Option<&'t RepeatedKeyTrail>,
 }
 
-impl DocSeed {
-    fn nested<E: serde::de::Error>(self) -> Result<DocSeed, E> {
+impl DocSeed<'_> {
+    fn nested<E: serde::de::Error>(self) -> Result<Self, E> {
         match self.depth_left.checked_sub(1) {
-            Some(depth_left) => Ok(DocSeed { depth_left }),
+            Some(depth_left) => Ok(DocSeed { depth_left, trail: self.trail }),
             None => Err(E::custom(format_args!("nesting is deeper than {EVENT_DEPTH_MAX} levels"))),
         }
     }
 }
 
-impl<'de> DeserializeSeed<'de> for DocSeed {
+impl<'de> DeserializeSeed<'de> for DocSeed<'_> {
     type Value = Doc<'de>;
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Doc<'de>, D::Error> {
@@ -196,7 +270,7 @@ impl<'de> DeserializeSeed<'de> for DocSeed {
     }
 }
 
-impl<'de> Visitor<'de> for DocSeed {
+impl<'de> Visitor<'de> for DocSeed<'_> {
     type Value = Doc<'de>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -247,21 +321,40 @@ impl<'de> Visitor<'de> for DocSeed {
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Doc<'de>, A::Error> {
         let item_seed = self.nested()?;
         let mut items = Vec::new();
-        while let Some(item) = seq.next_element_seed(item_seed)? {
-            items.push(item);
+        loop {
+            match seq.next_element_seed(item_seed) {
+                Ok(Some(item)) => items.push(item),
+                Ok(None) => return Ok(Doc::Array(items)),
+                Err(error) => {
+                    if let Some(trail) = self.trail {
+                        trail.push(|| items.len().to_string());
+                    }
+                    return Err(error);
+                }
+            }
         }
-        Ok(Doc::Array(items))
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Doc<'de>, A::Error> {
         let value_seed = self.nested()?;
         let mut pairs: Vec<(Cow<'de, str>, Doc<'de>)> = Vec::new();
         while let Some(key) = map.next_key_seed(KeySeed)? {
-            let value = map.next_value_seed(value_seed)?;
-            pairs.push((key, value));
+            match map.next_value_seed(value_seed) {
+                Ok(value) => pairs.push((key, value)),
+                Err(error) => {
+                    if let Some(trail) = self.trail {
+                        trail.push(|| escape_token(&key));
+                    }
+                    return Err(error);
+                }
+            }
         }
-        if has_repeated_key(&pairs) {
-            pairs = merge_repeated_keys(pairs);
+        if let Some(repeated_idx) = repeated_key_idx(&pairs) {
+            let key = &pairs[repeated_idx].0;
+            if let Some(trail) = self.trail {
+                trail.start(key);
+            }
+            return Err(serde::de::Error::custom(format_args!("the key {key:?} appears more than once in one object")));
         }
         Ok(Doc::Object(pairs))
     }
@@ -299,36 +392,25 @@ impl<'de> Visitor<'de> for KeySeed {
     }
 }
 
-fn has_repeated_key(pairs: &[(Cow<'_, str>, Doc<'_>)]) -> bool {
-    if pairs.len() <= DUPLICATE_SCAN_KEYS_MAX {
-        (1..pairs.len()).any(|idx| pairs[..idx].iter().any(|(earlier, _)| *earlier == pairs[idx].0))
-    } else {
-        let mut seen = std::collections::HashSet::with_capacity(pairs.len());
-        !pairs.iter().all(|(key, _)| seen.insert(key.as_ref()))
-    }
+/// The index of the first pair whose key an earlier pair already has.
+fn repeated_key_idx(pairs: &[(Cow<'_, str>, Doc<'_>)]) -> Option<usize> {
+    repeated_idx(pairs, |(key, _)| key)
 }
 
-/// Keeps each key once, at its first position, with its last value (as `serde_json::Value`).
-fn merge_repeated_keys<'a>(pairs: Vec<(Cow<'a, str>, Doc<'a>)>) -> Vec<(Cow<'a, str>, Doc<'a>)> {
-    let mut merged: Vec<(Cow<'a, str>, Doc<'a>)> = Vec::with_capacity(pairs.len());
-    let mut position_of_key: std::collections::HashMap<Cow<'a, str>, usize> = std::collections::HashMap::with_capacity(pairs.len());
-    for (key, value) in pairs {
-        match position_of_key.get(&key) {
-            Some(&position) => merged[position].1 = value,
-            None => {
-                position_of_key.insert(key.clone(), merged.len());
-                merged.push((key, value));
-            }
-        }
+/// The index of the first item whose key an earlier item already has: pairwise for small
+/// objects, through a hash set beyond `DUPLICATE_SCAN_KEYS_MAX` keys.
+pub(crate) fn repeated_idx<T>(items: &[T], key: impl Fn(&T) -> &str) -> Option<usize> {
+    if items.len() <= DUPLICATE_SCAN_KEYS_MAX {
+        (1..items.len()).find(|&idx| items[..idx].iter().any(|earlier| key(earlier) == key(&items[idx])))
+    } else {
+        let mut seen = std::collections::HashSet::with_capacity(items.len());
+        items.iter().position(|item| !seen.insert(key(item)))
     }
-    merged
 }
 
 #[cfg(test)]
 mod tests {
     //! Proves that `Doc` parses, compares, prints and points like `serde_json::Value`.
-
-    use serde_json::json;
 
     use super::*;
 
@@ -354,21 +436,23 @@ mod tests {
         assert!(matches!(doc.get("escaped"), Some(Doc::String(Cow::Owned(text))) if text == "a\nb"));
     }
 
+    /// A repeated key is refused with the pointer of the repeated member, at any depth, in small
+    /// objects (compared pairwise) and large ones (through a hash set) alike.
     #[test]
-    fn repeated_keys_keep_first_position_and_last_value() {
-        let text = r#"{"a":1,"b":2,"a":3}"#;
-        let value: Value = serde_json::from_str(text).unwrap();
-        let doc = parse(text);
-        assert_eq!(doc, value);
-        let Doc::Object(pairs) = &doc else { panic!("object") };
-        assert_eq!(pairs.len(), 2);
-        assert_eq!(pairs[0].0, "a");
-        assert_eq!(pairs[0].1, json!(3));
+    fn a_repeated_key_is_refused_with_its_pointer() {
+        let repeated = |text: &str| match Doc::parse(text.as_bytes()) {
+            Err(DocError::RepeatedKey { pointer }) => pointer,
+            other => panic!("{text}: {other:?}"),
+        };
+        assert_eq!(repeated(r#"{"a":1,"b":2,"a":3}"#), "/a");
+        assert_eq!(repeated(r#"{"x":[1,{"m/n":{"q~":1,"q~":2}}]}"#), "/x/1/m~1n/q~0");
+        assert_eq!(repeated(r#"[{},{"k":1,"k":1}]"#), "/1/k");
         let many: String = format!("{{{}, \"k0\": \"last\"}}", (0..40).map(|i| format!("\"k{i}\": {i}")).collect::<Vec<_>>().join(","));
-        let doc = parse(&many);
-        let Doc::Object(pairs) = &doc else { panic!("object") };
-        assert_eq!(pairs.len(), 40);
-        assert_eq!(pairs[0].1, json!("last"));
+        assert_eq!(repeated(&many), "/k0");
+        assert!(serde_json::from_str::<Doc<'_>>(r#"{"a":1,"a":1}"#).is_err());
+        assert!(matches!(Doc::parse(br#"{"a":1,"b":{"a":2}}"#), Ok(_)), "the same key in different objects is fine");
+        assert!(matches!(Doc::parse(br#"{"a":}"#), Err(DocError::Malformed(_))));
+        assert!(matches!(Doc::parse(br#"{"a":1} x"#), Err(DocError::Malformed(_))));
     }
 
     #[test]

@@ -11,7 +11,9 @@
 //!   `resource.unknown_field`).
 //! * [`CompiledContract::compile`] turns one schema object into a tree of typed checks;
 //!   [`CompiledContract::validate_bytes`] parses an event into a borrowed [`Doc`], walks it and
-//!   reports every [`Violation`] (stable codes in [`violation`]).
+//!   reports every [`Violation`] (stable codes in [`violation`]). [`Doc::parse`] refuses an object
+//!   that repeats a key (`event.duplicate_key`, with the pointer); [`scan_json`] applies the same
+//!   rule to data without a contract, without building a tree, and reads the partition key.
 //! * [`diff`] and [`check_compatibility`] compare versions.
 //! * [`CompiledContract::to_json_schema`] exports draft-07 JSON Schema for the schema registry.
 //!
@@ -74,6 +76,7 @@ mod model;
 mod parse;
 mod product;
 mod quality;
+mod scan;
 mod settings;
 mod temporal;
 mod validate;
@@ -85,12 +88,13 @@ pub use check::{check_contract, check_domain, check_policy, check_product};
 pub use compat::{Change, CheckedChange, CompatibilityMode, CompatibilityReport, check_compatibility, diff};
 pub use compile::LOGICAL_TYPES;
 pub use compiled::{ClassifiedProperty, CompiledContract, DeferredRule};
-pub use doc::Doc;
+pub use doc::{Doc, DocError};
 pub use error::{ContractError, ResourceLabel, code};
 pub use json_schema::to_json_schema;
 pub use model::*;
 pub use parse::{Document, ODCS_API_VERSIONS, ODPS_API_VERSIONS, WEFT_API_VERSION, parse_documents};
 pub use product::*;
+pub use scan::scan_json;
 pub use settings::{FsyncPolicy, StreamSettings, WEFT_KEYS};
 pub use validate::{Violation, violation};
 

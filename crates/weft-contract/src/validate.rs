@@ -15,7 +15,7 @@ use serde_json::Value;
 use crate::compiled::{
     ArrayShape, CompiledContract, EventRule, MapShape, NumericShape, ObjectShape, Shape, StringShape, TemporalShape, ValueNode,
 };
-use crate::doc::{Doc, object_get};
+use crate::doc::{Doc, DocError, object_get};
 pub use crate::limits::VIOLATIONS_PER_EVENT_MAX;
 
 /// Stable violation codes. Never renamed, never reused.
@@ -50,6 +50,9 @@ pub mod violation {
     pub const UNKNOWN_PROPERTY: &str = "contract.unknown_property";
     /// The event bytes are not JSON.
     pub const MALFORMED_JSON: &str = "event.malformed_json";
+    /// An object in the event repeats a key (RFC 8259 names SHOULD be unique, I-JSON's MUST);
+    /// the path is the repeated member's.
+    pub const DUPLICATE_KEY: &str = "event.duplicate_key";
     /// More violations were found than [`super::VIOLATIONS_PER_EVENT_MAX`]; the rest are dropped.
     pub const TOO_MANY_VIOLATIONS: &str = "event.too_many_violations";
 }
@@ -85,9 +88,15 @@ impl CompiledContract {
 
     /// Parses `bytes` as JSON into a [`Doc`] that borrows from them, then validates it. Returns
     /// the document so the caller does not parse twice (to take the partition key, say).
+    /// An object that repeats a key is `event.duplicate_key` at the repeated member.
     pub fn validate_bytes<'a>(&self, bytes: &'a [u8]) -> Result<Doc<'a>, Vec<Violation>> {
-        let data: Doc<'a> = serde_json::from_slice(bytes).map_err(|error| {
-            vec![Violation {
+        let data: Doc<'a> = Doc::parse(bytes).map_err(|error| match error {
+            DocError::RepeatedKey { pointer } => vec![Violation {
+                code: violation::DUPLICATE_KEY,
+                message: format!("the key at {pointer} appears more than once in its object"),
+                path: pointer,
+            }],
+            DocError::Malformed(error) => vec![Violation {
                 code: violation::MALFORMED_JSON,
                 path: String::new(),
                 message: format!(
@@ -96,7 +105,7 @@ impl CompiledContract {
                     error.line(),
                     error.column()
                 ),
-            }]
+            }],
         })?;
         self.validate_doc(&data)?;
         Ok(data)

@@ -13,6 +13,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use weft_log::Clock;
@@ -27,7 +28,8 @@ use crate::stream::{Stream, StreamConfig};
 pub use crate::background::RETENTION_CHECK_INTERVAL_MS;
 pub use crate::dead_letter::dead_letter_headers;
 pub use crate::produce::{
-    BATCH_BYTES_TARGET, DEAD_LETTER_PRODUCER, EVENT_BYTES_MAX_DEFAULT, Incoming, KAFKA_PRODUCER, Position, ProduceContext, ProduceOutcome,
+    BATCH_BYTES_TARGET, DEAD_LETTER_PRODUCER, EVENT_BYTES_MAX_DEFAULT, EVENT_FUTURE_TIME_MS_MAX_DEFAULT, Incoming, KAFKA_PRODUCER,
+    Position, ProduceContext, ProduceOutcome,
 };
 pub use crate::read::{FetchedBatches, StoredRecord};
 
@@ -45,6 +47,8 @@ pub struct Broker {
     clock: Arc<dyn Clock>,
     groups: GroupCoordinator,
     event_bytes_max: usize,
+    /// How far ahead of the clock an event time may be, in ms; negative means unlimited.
+    max_future_time_ms: AtomicI64,
     pub(crate) mesh: RwLock<MeshState>,
     pub(crate) apply_lock: std::sync::Mutex<()>,
     schema_registry: RwLock<Option<Arc<dyn SchemaRegistryPort>>>,
@@ -79,6 +83,7 @@ impl Broker {
             clock,
             groups,
             event_bytes_max: EVENT_BYTES_MAX_DEFAULT,
+            max_future_time_ms: AtomicI64::new(EVENT_FUTURE_TIME_MS_MAX_DEFAULT),
             mesh: RwLock::new(MeshState::default()),
             apply_lock: std::sync::Mutex::new(()),
             schema_registry: RwLock::new(None),
@@ -145,6 +150,16 @@ impl Broker {
 
     pub fn event_bytes_max(&self) -> usize {
         self.event_bytes_max
+    }
+
+    /// How far ahead of the broker's clock an event's time may be; `None` is unlimited.
+    pub fn max_future_time_ms(&self) -> Option<i64> {
+        Some(self.max_future_time_ms.load(Ordering::Relaxed)).filter(|ms| *ms >= 0)
+    }
+
+    /// Sets the bound of `max_future_time_ms` (`weft serve --max-future-time`); `None` lifts it.
+    pub fn set_max_future_time_ms(&self, max_future_ms: Option<i64>) {
+        self.max_future_time_ms.store(max_future_ms.map_or(-1, |ms| ms.max(0)), Ordering::Relaxed);
     }
 
     /// Creates a stream; refuses a name that exists.

@@ -10,7 +10,6 @@
 //! system, and renders stored records back to the JSON format.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 
 use base64::Engine as _;
 use serde_json::value::RawValue;
@@ -24,6 +23,9 @@ pub const ATTRIBUTE_VALUE_BYTES_MAX: usize = 4096;
 pub const EXTENSIONS_MAX: usize = 64;
 /// Longest attribute name accepted (the spec recommends at most 20).
 pub const ATTRIBUTE_NAME_BYTES_MAX: usize = 64;
+/// Extension attributes whose name starts with this are Weft's own (their record headers are
+/// `ce_weft*`); producers cannot set them, over HTTP or Kafka.
+pub const RESERVED_ATTRIBUTE_PREFIX: &str = "weft";
 
 /// One event. `data` holds the data bytes exactly as they will be stored.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -71,6 +73,12 @@ impl CloudEvent {
 
     /// Checks the attributes against CloudEvents' rules and Weft's bounds.
     pub fn check(&self) -> Result<(), Error> {
+        self.checked_time_ms().map(|_| ())
+    }
+
+    /// `check`, returning the `time` attribute in milliseconds since the epoch, if it has one
+    /// (parsed once, for the produce path's bound on times in the future).
+    pub fn checked_time_ms(&self) -> Result<Option<i64>, Error> {
         let invalid = |path: &str, message: String| Error::invalid(codes::EVENT_INVALID_CLOUDEVENT, message).with_path(path);
         if self.specversion != SPEC_VERSION {
             return Err(invalid("/specversion", format!("specversion must be \"1.0\", not {:?}", self.specversion)));
@@ -103,16 +111,26 @@ impl CloudEvent {
             if is_context_attribute(name) {
                 return Err(invalid(&format!("/{name}"), format!("attribute {name} appears twice")));
             }
+            if name.starts_with(RESERVED_ATTRIBUTE_PREFIX) {
+                return Err(Error::invalid(
+                    codes::EVENT_RESERVED_ATTRIBUTE,
+                    format!("attribute names starting with {RESERVED_ATTRIBUTE_PREFIX:?} are reserved for weft, not {name:?}"),
+                )
+                .with_path(format!("/{name}")));
+            }
         }
-        if let Some(time) = &self.time {
-            parse_rfc3339_ms(time).map_err(|reason| invalid("/time", format!("time must be an RFC 3339 timestamp: {reason}")))?;
-        }
+        let time_ms = match &self.time {
+            Some(time) => {
+                Some(parse_rfc3339_ms(time).map_err(|reason| invalid("/time", format!("time must be an RFC 3339 timestamp: {reason}")))?)
+            }
+            None => None,
+        };
         if let Some(dataschema) = &self.dataschema
             && !dataschema.contains(':')
         {
             return Err(invalid("/dataschema", "dataschema must be an absolute URI".into()));
         }
-        Ok(())
+        Ok(time_ms)
     }
 
     /// The record headers of CloudEvents' Kafka binary mode.
@@ -180,9 +198,9 @@ impl CloudEvent {
 
     /// Parses one event in the JSON format. `Err` carries `event.malformed_json` or
     /// `event.invalid_cloudevent` with the path of the offending member.
+    /// A member that appears twice is `event.duplicate_key` at its path.
     pub fn from_json(bytes: &[u8]) -> Result<Self, Error> {
-        let members: HashMap<Cow<'_, str>, &RawValue> = serde_json::from_slice(bytes).map_err(|error| malformed_json(&error))?;
-        Self::from_json_members(members)
+        Self::from_json_members(envelope_members(bytes)?)
     }
 
     /// Parses a JSON array of events (the batched format); each element is parsed on its
@@ -193,16 +211,19 @@ impl CloudEvent {
             .into_iter()
             .enumerate()
             .map(|(event_idx, raw)| {
-                let members: HashMap<Cow<'_, str>, &RawValue> = serde_json::from_str(raw.get()).map_err(|_| {
-                    Error::invalid(codes::EVENT_INVALID_CLOUDEVENT, format!("batch element {event_idx} is not a JSON object"))
-                        .with_path(format!("/{event_idx}"))
+                let members = envelope_members(raw.get().as_bytes()).map_err(|error| match error.code {
+                    codes::EVENT_DUPLICATE_KEY => {
+                        Error { path: Some(format!("/{event_idx}{}", error.path.as_deref().unwrap_or(""))), ..error }
+                    }
+                    _ => Error::invalid(codes::EVENT_INVALID_CLOUDEVENT, format!("batch element {event_idx} is not a JSON object"))
+                        .with_path(format!("/{event_idx}")),
                 })?;
                 Self::from_json_members(members)
             })
             .collect())
     }
 
-    fn from_json_members(members: HashMap<Cow<'_, str>, &RawValue>) -> Result<Self, Error> {
+    fn from_json_members(members: Vec<(Cow<'_, str>, &RawValue)>) -> Result<Self, Error> {
         let invalid = |path: &str, message: String| Error::invalid(codes::EVENT_INVALID_CLOUDEVENT, message).with_path(path);
         let mut event = Self::default();
         let mut data_raw: Option<&RawValue> = None;
@@ -254,6 +275,46 @@ impl CloudEvent {
             (None, None) => {}
         }
         Ok(event)
+    }
+}
+
+/// The members of one event in the JSON format, in order; a member named twice is refused
+/// (`event.duplicate_key`), as in event data, so no two readers can take different values.
+fn envelope_members(bytes: &[u8]) -> Result<Vec<(Cow<'_, str>, &RawValue)>, Error> {
+    let members: Vec<(Cow<'_, str>, &RawValue)> =
+        serde_json::from_slice::<EnvelopeMembers<'_>>(bytes).map_err(|error| malformed_json(&error))?.0;
+    let mut seen = std::collections::HashSet::with_capacity(members.len());
+    let repeated = members.iter().position(|(name, _)| !seen.insert(name.as_ref()));
+    if let Some(repeated) = repeated {
+        let name = &members[repeated].0;
+        return Err(Error::invalid(codes::EVENT_DUPLICATE_KEY, format!("attribute {name} appears more than once in the event"))
+            .with_path(format!("/{}", crate::json_pointer_escape(name))));
+    }
+    Ok(members)
+}
+
+/// An event object's members as borrowed pairs (serde's map types would merge repeats).
+struct EnvelopeMembers<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
+
+impl<'de> serde::Deserialize<'de> for EnvelopeMembers<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Members;
+        impl<'de> serde::de::Visitor<'de> for Members {
+            type Value = EnvelopeMembers<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut members = Vec::new();
+                // Bounded by the attribute and extension limits, checked after parsing; a hostile
+                // envelope is bounded by the request body.
+                while let Some((name, raw)) = map.next_entry::<Cow<'de, str>, &'de RawValue>()? {
+                    members.push((name, raw));
+                }
+                Ok(EnvelopeMembers(members))
+            }
+        }
+        deserializer.deserialize_map(Members)
     }
 }
 

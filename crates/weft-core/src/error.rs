@@ -118,6 +118,17 @@ pub mod codes {
         EVENT_TOO_LARGE = "event.too_large" => TooLarge,
         EVENT_INVALID_BATCH = "event.invalid_batch" => Invalid,
         EVENT_UNSUPPORTED_CONTENT_TYPE = "event.unsupported_content_type" => Invalid,
+        // An object in the event (its envelope or its JSON data) repeats a key; the contract
+        // library defines it (it is also a violation code). The path is the repeated member's.
+        EVENT_DUPLICATE_KEY = weft_contract::violation::DUPLICATE_KEY => Invalid,
+        // The event's `time` (or a Kafka record's timestamp) is further ahead of the broker's
+        // clock than `weft serve --max-future-time` allows.
+        EVENT_TIME_IN_FUTURE = "event.time_in_future" => Invalid,
+        // A CloudEvents extension attribute whose name starts with `weft`: Weft keeps those names.
+        EVENT_RESERVED_ATTRIBUTE = "event.reserved_attribute" => Invalid,
+        // A Kafka record header named `weft_*` or `ce_weft*`: Weft writes those itself (dead
+        // letters' `weft_dlq_*`), so a producer cannot forge them.
+        EVENT_RESERVED_HEADER = "event.reserved_header" => Invalid,
         GROUP_INVALID_NAME = "group.invalid_name" => Invalid,
         GROUP_INVALID_MEMBER = "group.invalid_member" => Invalid,
         GROUP_PARTITION_NOT_OWNED = "group.partition_not_owned" => Conflict,
@@ -150,6 +161,9 @@ pub mod codes {
         PRODUCT_NOT_FOUND = "product.not_found" => NotFound,
         SCHEMA_NOT_FOUND = "schema.not_found" => Invalid,
         SCHEMA_SUBJECT_MISMATCH = "schema.subject_mismatch" => Invalid,
+        // On a governed stream, the framing's schema id is registered under the stream's subject
+        // but is not a version of its contract (someone registered it through `/registry`).
+        SCHEMA_NOT_CONTRACT_VERSION = "schema.not_contract_version" => Invalid,
         STORAGE_FULL = "storage.full" => StorageFull,
         STORAGE_UNAVAILABLE = "storage.unavailable" => Unavailable,
         STORAGE_CORRUPT = "storage.corrupt" => Internal,

@@ -7,13 +7,15 @@
 //! `Record`) and returns `Error`s; the listener turns those into Kafka error codes.
 //!
 //! The framing rule (`Broker::unframe`), the violation error (`contract_violation`) and the
-//! dead-letter layout (`DeadLetterBatch`) are the produce path's own, shared with HTTP.
+//! dead-letter layout (`DeadLetterBatch`) are the produce path's own, shared with HTTP; so is the
+//! bound on times in the future (`Broker::check_event_time`). Every record, on any stream, is
+//! refused if it carries a header Weft reserves (`check_record_headers`).
 
 use weft_log::batch::Record;
 
 use crate::broker::Broker;
 use crate::dead_letter::{DeadLetterBatch, DeadLetterRequest};
-use crate::error::Error;
+use crate::error::{Error, codes};
 use crate::produce::{DEAD_LETTER_PRODUCER, ProduceContext, Unframed, contract_violation};
 use crate::stream::{Governance, Stream};
 
@@ -31,6 +33,34 @@ pub enum ValueCheck {
 pub struct RefusedRecord<'a> {
     pub record: &'a Record<'a>,
     pub error: Error,
+}
+
+/// Record header names that Weft writes itself and a producer may not set: `weft_*` (the
+/// dead-letter metadata `weft_dlq_*`, and whatever Weft adds later) and `ce_weft*` (the headers
+/// of the reserved CloudEvents attributes, see `cloudevent::RESERVED_ATTRIBUTE_PREFIX`). Matched
+/// without regard to ASCII case, since readers differ in how they compare header names.
+pub const RESERVED_HEADER_PREFIXES: [&str; 2] = ["weft_", "ce_weft"];
+
+/// Refuses a record that carries a header Weft reserves (`event.reserved_header`): refusing keeps
+/// the producer's batch byte for byte (stripping would mean re-encoding it), and a forged
+/// `weft_dlq_*` header could otherwise pass for Weft's own dead-letter metadata.
+pub fn check_record_headers(record: &Record<'_>) -> Result<(), Error> {
+    for header in &record.headers {
+        let reserved = RESERVED_HEADER_PREFIXES
+            .iter()
+            .find(|prefix| header.key.len() >= prefix.len() && header.key[..prefix.len()].eq_ignore_ascii_case(prefix.as_bytes()));
+        if let Some(prefix) = reserved {
+            let name = String::from_utf8_lossy(header.key);
+            return Err(Error::invalid(
+                codes::EVENT_RESERVED_HEADER,
+                format!(
+                    "record header {:?} is reserved: headers starting with {prefix:?} are written by weft only",
+                    crate::stream::truncate_for_message(&name)
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 impl Broker {

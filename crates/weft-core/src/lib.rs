@@ -15,7 +15,6 @@ pub mod error;
 pub mod failpoint;
 pub mod group;
 pub mod guard;
-pub mod json_key;
 pub mod kafka_support;
 pub mod lineage;
 pub mod mesh;

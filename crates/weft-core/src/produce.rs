@@ -30,6 +30,9 @@ use crate::stream_activity::RequestRecord;
 
 /// Largest event (data plus attributes) accepted by default.
 pub const EVENT_BYTES_MAX_DEFAULT: usize = 1024 * 1024;
+/// How far ahead of the broker's clock an event's `time` (or a Kafka record's timestamp) may be
+/// by default (`weft serve --max-future-time`): an hour covers clock skew between honest hosts.
+pub const EVENT_FUTURE_TIME_MS_MAX_DEFAULT: i64 = 60 * 60 * 1000;
 /// Batches are cut at about this size so Kafka clients with default fetch sizes can read them.
 pub const BATCH_BYTES_TARGET: usize = 1024 * 1024;
 /// Initial capacity of a batch being encoded (it grows up to `BATCH_BYTES_TARGET`).
@@ -320,7 +323,9 @@ impl Broker {
     /// Checks one event (CloudEvents rules, size, valid UTF-8 JSON data, and the contract if
     /// the stream has one) and picks its partition and record key.
     fn place_event(&self, stream: &Stream, governance: Option<&Governance>, event: &CloudEvent) -> Result<Placed, Error> {
-        event.check()?;
+        if let Some(time_ms) = event.checked_time_ms()? {
+            self.check_event_time(time_ms).map_err(|error| error.with_path("/time"))?;
+        }
         if event.size_bytes() > self.event_bytes_max() {
             return Err(Error::new(
                 Kind::TooLarge,
@@ -358,13 +363,12 @@ impl Broker {
                     }
                 }
             }
-            (None, Some(data)) if is_json => match check_utf8(data).and(Ok(pointer))? {
-                Some(pointer) => crate::json_key::key_at_pointer(data, pointer).map_err(|error| malformed_data(&error))?,
-                None => {
-                    serde_json::from_slice::<serde::de::IgnoredAny>(data).map_err(|error| malformed_data(&error))?;
-                    None
-                }
-            },
+            // Without a contract the data is still JSON with unique keys (the same rule as the
+            // validator's), checked in the one pass that reads the partition key.
+            (None, Some(data)) if is_json => {
+                check_utf8(data)?;
+                weft_contract::scan_json(data, pointer).map_err(|error| refused_data(&error))?
+            }
             (None, _) => None,
         };
         let key = event.partition_key().map(|key| key.as_bytes().to_vec()).or(key_from_data);
@@ -491,6 +495,38 @@ pub fn check_utf8(data: &[u8]) -> Result<(), Error> {
     })
 }
 
-fn malformed_data(error: &serde_json::Error) -> Error {
-    Error::invalid(codes::EVENT_MALFORMED_JSON, format!("event data is not valid json: {error}")).with_path("/data")
+/// The error for data without a contract that is not JSON with unique keys; the path is inside
+/// the event (`/data`, or the repeated member's `/data/...`).
+fn refused_data(error: &weft_contract::DocError) -> Error {
+    match error {
+        weft_contract::DocError::Malformed(error) => {
+            Error::invalid(codes::EVENT_MALFORMED_JSON, format!("event data is not valid json: {error}")).with_path("/data")
+        }
+        weft_contract::DocError::RepeatedKey { pointer } => Error::invalid(
+            codes::EVENT_DUPLICATE_KEY,
+            format!("event data is not valid json for weft: the key at {pointer} appears more than once in its object"),
+        )
+        .with_path(format!("/data{pointer}")),
+    }
+}
+
+impl Broker {
+    /// Refuses an event or record time further ahead of the broker's clock than
+    /// `max_future_time_ms` allows, so a producer cannot date events past retention or confuse
+    /// time lookups (`offset_for_time`).
+    pub fn check_event_time(&self, time_ms: i64) -> Result<(), Error> {
+        let Some(max_future_ms) = self.max_future_time_ms() else { return Ok(()) };
+        let now_ms = self.now_ms();
+        if time_ms.saturating_sub(now_ms) > max_future_ms {
+            return Err(Error::invalid(
+                codes::EVENT_TIME_IN_FUTURE,
+                format!(
+                    "the event time is {} s ahead of the server's clock; at most {} is allowed",
+                    time_ms.saturating_sub(now_ms) / 1000,
+                    crate::duration::format_duration_ms(max_future_ms)
+                ),
+            ));
+        }
+        Ok(())
+    }
 }

@@ -15,7 +15,11 @@
 //! Governance: producing needs `produce` on the stream (TOPIC_AUTHORIZATION_FAILED), never
 //! granted on Weft's own `_weft.*` streams; the appended records are attributed to the
 //! authenticated principal. On a stream governed by a data contract every record is
-//! validated before the batch is stored (`validate_batch`).
+//! validated before the batch is stored (`verify_batch`). On every stream, a batch with a
+//! record that carries a header Weft reserves (`weft_*`, `ce_weft*`) is refused with
+//! INVALID_RECORD (`event.reserved_header`), and one with a timestamp further in the future
+//! than the server allows with INVALID_TIMESTAMP (`event.time_in_future`); neither is
+//! dead-lettered.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -27,7 +31,7 @@ use kafka_protocol::ResponseError;
 use kafka_protocol::messages::produce_response::{BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProduceRequest, ProduceResponse, ProducerId};
 use weft_core::guard::Caller;
-use weft_core::kafka_support::RefusedRecord;
+use weft_core::kafka_support::{RefusedRecord, check_record_headers};
 use weft_core::stream::Governance;
 use weft_core::{ProduceContext, Stream, VerifiedBatch};
 use weft_log::batch::{BATCH_BYTES_MAX, BatchError, ProducerStamp, Record};
@@ -269,6 +273,10 @@ async fn produce_partition(
     }
     let governance = stream.governance();
     let (batch, refused) = verify_batch(context, stream, governance.clone(), records).await?;
+    let refused = match refused {
+        Refusals::Batch(refusal) => return Err(refusal),
+        Refusals::Records(refused) => refused,
+    };
     if let Some(governance) = governance
         && !refused.is_empty()
     {
@@ -310,21 +318,40 @@ async fn produce_partition(
 /// A record a contract refused: its index in the batch and why.
 type RecordRefusal = (usize, weft_core::Error);
 
+/// What verification refused in a well-formed batch.
+enum Refusals {
+    /// Refused whatever the stream (a reserved header, a time in the future): the batch is
+    /// refused as a whole and nothing is dead-lettered, since the producer, not the data,
+    /// broke the rule (and a dead letter would keep a forged header).
+    Batch(Refusal),
+    /// Records the stream's contract refused (empty when all passed): they are dead-lettered.
+    Records(Vec<RecordRefusal>),
+}
+
 /// Verifies a produced batch once, on a blocking thread: exactly one well-formed RecordBatch
 /// v2, not transactional, whose records (decompressed within bounds) all decode with offset
-/// deltas 0, 1, 2, ...; on a governed stream every record value is validated against the
-/// contract in the same pass, and the refused ones are returned.
+/// deltas 0, 1, 2, ...; in the same pass every record's headers (`check_record_headers`) and
+/// timestamp (`Broker::check_event_time`, and the batch's max timestamp, which the time index
+/// keeps) are checked and, on a governed stream, its value is validated against the contract.
 async fn verify_batch(
     context: &Context,
     stream: &Arc<Stream>,
     governance: Option<Arc<Governance>>,
     records: Bytes,
-) -> Result<(VerifiedBatch, Vec<RecordRefusal>), Refusal> {
+) -> Result<(VerifiedBatch, Refusals), Refusal> {
     let broker = Arc::clone(&context.broker);
     let task_stream = Arc::clone(stream);
     tokio::task::spawn_blocking(move || {
         let mut refused: Vec<RecordRefusal> = Vec::new();
+        let mut reserved: Vec<RecordRefusal> = Vec::new();
+        let mut future: Vec<RecordRefusal> = Vec::new();
         let batch = VerifiedBatch::verify_visiting(records.to_vec(), |record_idx, record| {
+            if let Err(error) = check_record_headers(record) {
+                reserved.push((record_idx, error));
+            }
+            if let Err(error) = broker.check_event_time(record.timestamp_ms) {
+                future.push((record_idx, error));
+            }
             if let Some(governance) = &governance
                 && let Err(error) = broker.check_kafka_value(&task_stream, governance, record.value)
             {
@@ -345,10 +372,34 @@ async fn verify_batch(
         if view.is_transactional() || view.is_control() {
             return Err(Refusal::new(ResponseError::InvalidRecord.code(), "transactional and control batches are not supported".into()));
         }
-        Ok((batch, refused))
+        if future.is_empty()
+            && let Err(error) = broker.check_event_time(view.max_timestamp())
+        {
+            future.push((view.record_count().saturating_sub(1) as usize, error));
+        }
+        if !reserved.is_empty() {
+            return Ok((batch, Refusals::Batch(record_refusal(ResponseError::InvalidRecord.code(), reserved))));
+        }
+        if !future.is_empty() {
+            // INVALID_TIMESTAMP is Kafka's own answer to a timestamp outside the broker's
+            // `message.timestamp.*` bounds.
+            return Ok((batch, Refusals::Batch(record_refusal(ResponseError::InvalidTimestamp.code(), future))));
+        }
+        Ok((batch, Refusals::Records(refused)))
     })
     .await
     .map_err(|error| Refusal::new(ResponseError::UnknownServerError.code(), format!("verification task failed: {error}")))?
+}
+
+/// A batch refused for some of its records: the first reason as the message, each record's
+/// reason in `record_errors` (Produce v8+).
+fn record_refusal(error_code: i16, refused: Vec<RecordRefusal>) -> Refusal {
+    let record_errors: Vec<(i32, String)> = refused.iter().map(|(record_idx, error)| (*record_idx as i32, reason_line(error))).collect();
+    let mut message = record_errors[0].1.clone();
+    if record_errors.len() > 1 {
+        message.push_str(&format!(" (and {} more invalid records)", record_errors.len() - 1));
+    }
+    Refusal { error_code, message, record_errors }
 }
 
 /// A batch with records its contract refused is refused as a whole with INVALID_RECORD, as
@@ -363,11 +414,7 @@ async fn refuse_invalid_records(
     batch: &VerifiedBatch,
     refused: Vec<RecordRefusal>,
 ) -> Refusal {
-    let record_errors: Vec<(i32, String)> = refused.iter().map(|(record_idx, error)| (*record_idx as i32, reason_line(error))).collect();
-    let mut message = record_errors[0].1.clone();
-    if record_errors.len() > 1 {
-        message.push_str(&format!(" (and {} more invalid records)", record_errors.len() - 1));
-    }
+    let refusal = record_refusal(ResponseError::InvalidRecord.code(), refused.clone());
     // Borrow the refused records from the verified batch (decoding only, on this refusal path).
     let decoded: Vec<Record<'_>> = batch.records().filter_map(Result::ok).collect();
     let letters: Vec<RefusedRecord<'_>> = refused
@@ -380,7 +427,7 @@ async fn refuse_invalid_records(
         tracing::error!(stream = stream.name(), %error, "dead letters could not be stored");
         return Refusal::new(partition_error_code(&error), format!("dead letters could not be stored: {}", error.message));
     }
-    Refusal { error_code: ResponseError::InvalidRecord.code(), message, record_errors }
+    refusal
 }
 
 /// `code at /pointer: message`, the one-line reason a Kafka client is told.
@@ -390,6 +437,9 @@ pub fn reason_line(error: &weft_core::Error) -> String {
         _ => format!("{}: {}", error.code, error.message),
     }
 }
+
+#[cfg(test)]
+mod edge_tests;
 
 #[cfg(test)]
 mod tests {

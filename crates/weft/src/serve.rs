@@ -31,6 +31,11 @@ pub struct ServeArgs {
     /// only for local benchmarks on loopback.
     #[arg(long, env = "WEFT_AUTH", default_value = "on", value_parser = ["on", "off"])]
     auth: String,
+    /// How far ahead of this server's clock an event's `time` or a Kafka record's timestamp may
+    /// be (`30m`, `1h`, `forever`); later ones are refused (`event.time_in_future`), so a
+    /// producer cannot date events past retention or time lookups.
+    #[arg(long, env = "WEFT_MAX_FUTURE_TIME", default_value = "1h", value_name = "DURATION")]
+    max_future_time: String,
     /// Apply the example mesh and run a small generator (three producers, one consumer group).
     #[arg(long)]
     demo: bool,
@@ -50,6 +55,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    // The one duration parser; parsed before the data directory is opened, so a typo changes nothing.
+    let max_future_time_ms =
+        weft_core::duration::parse_duration_ms(&args.max_future_time).map_err(anyhow::Error::msg).context("--max-future-time")?;
     let data_dir = args.data_dir.clone();
     let broker = tokio::task::spawn_blocking(move || Broker::open(&data_dir, Arc::new(SystemClock)))
         .await?
@@ -59,6 +67,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         tracing::warn!("authentication and authorization are OFF (--auth off): every caller is treated as admin");
         broker.guard().disable();
     }
+    broker.set_max_future_time_ms(max_future_time_ms);
     broker.spawn_background_tasks();
     let registry_path = args.data_dir.join("registry.redb");
     let registry = tokio::task::spawn_blocking(move || weft_registry::Registry::open(&registry_path))

@@ -11,6 +11,7 @@ mod cli;
 mod contracts;
 mod crash;
 mod disk_full;
+mod edge_hardening;
 mod governance;
 mod groups;
 mod keep_alive;
