@@ -58,10 +58,19 @@ pub struct Broker {
     guard: crate::guard::Guard,
 }
 
+/// Creates the data directory and its `streams` directory readable by their owner only (0700),
+/// and tightens an existing data directory to 0700: it holds the admin token, the masking secret
+/// and every event. Files in it are created 0600 by the modules that write them.
+fn create_private_dirs(data_dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(data_dir.join("streams"))?;
+    std::fs::set_permissions(data_dir, std::fs::Permissions::from_mode(0o700))
+}
+
 impl Broker {
     /// Opens the data directory, recovering every stream's partitions.
     pub fn open(data_dir: &Path, clock: Arc<dyn Clock>) -> Result<Arc<Self>, Error> {
-        std::fs::create_dir_all(data_dir.join("streams"))
+        create_private_dirs(data_dir)
             .map_err(|error| Error::internal(format!("cannot create data directory {}: {error}", data_dir.display())))?;
         let meta = Arc::new(MetaStore::open(&data_dir.join("meta.redb"))?);
         let mut streams = BTreeMap::new();

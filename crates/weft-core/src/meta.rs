@@ -32,6 +32,7 @@ pub struct MetaStore {
 
 impl MetaStore {
     pub fn open(path: &Path) -> Result<Self, Error> {
+        create_private_file(path).map_err(|error| Error::internal(format!("cannot create {}: {error}", path.display())))?;
         let db = Database::create(path)?;
         let txn = db.begin_write()?;
         txn.open_table(STREAMS)?;
@@ -164,4 +165,12 @@ impl MetaStore {
         txn.commit()?;
         Ok(())
     }
+}
+
+/// Creates `path` empty and readable by its owner only (mode 0600) if it does not exist, and
+/// tightens it to 0600 if it does, so the database redb then opens in it is never world-readable.
+pub(crate) fn create_private_file(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let file = std::fs::OpenOptions::new().write(true).create(true).truncate(false).mode(0o600).open(path)?;
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))
 }

@@ -193,6 +193,8 @@ impl IdentityStore {
     }
 
     pub fn open(path: &Path) -> Result<Self, IdentityError> {
+        crate::private_file::create_private_file(path)
+            .map_err(|error| IdentityError::Storage(format!("cannot create {}: {error}", path.display())))?;
         let db = Database::create(path)?;
         let txn = db.begin_write()?;
         txn.open_table(PRINCIPALS)?;

@@ -34,3 +34,20 @@ pub(crate) fn write_private_file(path: &Path, bytes: &[u8]) -> std::io::Result<(
     fs::File::open(directory)?.sync_all()?;
     Ok(())
 }
+
+/// Creates `path` empty with mode 0600 if it does not exist, and tightens it to 0600 if it does:
+/// for files another library then opens (the identity store's `redb` file), so they are never
+/// readable by others, not even for a moment.
+pub(crate) fn create_private_file(path: &Path) -> std::io::Result<()> {
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        options.mode(0o600);
+        options.open(path)?.set_permissions(fs::Permissions::from_mode(0o600))?;
+    }
+    #[cfg(not(unix))]
+    options.open(path)?;
+    Ok(())
+}

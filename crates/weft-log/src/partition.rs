@@ -115,7 +115,7 @@ impl PartitionLog {
     /// the active segment is scanned and cut at the first torn or corrupt batch.
     pub fn open(dir: &Path, config: LogConfig, clock: Arc<dyn Clock>) -> Result<(Self, RecoveryReport), LogError> {
         config.check()?;
-        fs::create_dir_all(dir)?;
+        std::os::unix::fs::DirBuilderExt::mode(fs::DirBuilder::new().recursive(true), 0o700).create(dir)?;
         let mut bases = Vec::new();
         for entry in fs::read_dir(dir)? {
             let entry = entry?;

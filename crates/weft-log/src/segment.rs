@@ -9,6 +9,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::FileExt;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -71,7 +72,7 @@ pub(crate) struct ScanOutcome {
 impl Segment {
     pub fn create(dir: &Path, base_offset: u64) -> io::Result<Self> {
         let log_path = dir.join(log_file_name(base_offset));
-        let file = OpenOptions::new().read(true).write(true).create_new(true).open(&log_path)?;
+        let file = OpenOptions::new().read(true).write(true).create_new(true).mode(0o600).open(&log_path)?;
         Ok(Self {
             base_offset,
             file: Arc::new(file),
@@ -310,7 +311,7 @@ pub(crate) fn read_exact_at(file: &File, buf: &mut [u8], position: u64) -> io::R
 
 fn write_file_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let tmp_path = path.with_extension("tmp");
-    let mut file = File::create(&tmp_path)?;
+    let mut file = OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp_path)?;
     file.write_all(bytes)?;
     file.sync_data()?;
     fs::rename(&tmp_path, path)

@@ -112,13 +112,22 @@ fn validate_subject(subject: &str) -> Result<(), RegistryError> {
     if valid { Ok(()) } else { Err(RegistryError::InvalidSubject(subject.chars().take(SUBJECT_BYTES_MAX).collect())) }
 }
 
+/// Creates `path` empty with mode 0600 unless it exists, then makes sure it is 0600.
+fn create_private_file(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let file = std::fs::OpenOptions::new().write(true).create(true).truncate(false).mode(0o600).open(path)?;
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))
+}
+
 fn not_permitted(message: impl Into<String>) -> RegistryError {
     RegistryError::OperationNotPermitted(message.into())
 }
 
 impl Registry {
     /// Opens (or creates) the registry file at `path`.
+    /// The file is created readable by its owner only (mode 0600), and tightened to 0600 if it exists.
     pub fn open(path: &Path) -> Result<Registry, RegistryError> {
+        create_private_file(path).map_err(|error| RegistryError::Store(format!("cannot create {}: {error}", path.display())))?;
         let db = Database::create(path)?;
         let txn = db.begin_write()?;
         txn.open_table(SCHEMAS)?;
