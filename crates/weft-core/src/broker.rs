@@ -129,8 +129,11 @@ impl Broker {
 
     /// Connects the schema registry: applied contracts register their schemas there, and
     /// Confluent-framed events are checked against it.
+    /// The applied contracts' schemas are registered again (idempotently), so the registry knows
+    /// their subjects as contract-fed even if they were registered before it kept that mark.
     pub fn set_schema_registry(&self, sink: Arc<dyn SchemaRegistryPort>) {
         *self.schema_registry.write().unwrap_or_else(|poison| poison.into_inner()) = Some(sink);
+        self.register_applied_schemas();
     }
 
     pub(crate) fn schema_registry(&self) -> Option<Arc<dyn SchemaRegistryPort>> {

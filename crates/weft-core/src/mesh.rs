@@ -452,6 +452,16 @@ impl Broker {
         Ok(())
     }
 
+    /// Registers the schema of every applied contract's current version (idempotent), so the
+    /// registry marks their subjects contract-fed; earlier versions registered before the
+    /// registry kept that mark stay unmarked (frames with their ids are refused on the stream).
+    pub(crate) fn register_applied_schemas(&self) {
+        let contracts: Vec<DataContract> = self.mesh().contracts.values().filter_map(|versions| versions.last().cloned()).collect();
+        for contract in &contracts {
+            self.register_schemas(contract);
+        }
+    }
+
     fn register_schemas(&self, contract: &DataContract) {
         let Some(sink) = self.schema_registry() else { return };
         let Ok(compiled) = CompiledContract::compile_topics(contract) else { return };

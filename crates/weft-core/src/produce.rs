@@ -385,7 +385,7 @@ impl Broker {
     }
 
     /// Strips Confluent's wire framing (magic byte 0, 4-byte schema id) after checking that
-    /// the schema id is registered for this stream's value subject.
+    /// the schema id is registered for this stream's value subject by its data contract.
     pub(crate) fn unframe<'a>(&self, stream: &Stream, data: &'a [u8]) -> Result<Unframed<'a>, Error> {
         let [0, a, b, c, d, rest @ ..] = data else { return Ok(Unframed::Json(data)) };
         let schema_id = u32::from_be_bytes([*a, *b, *c, *d]);
@@ -403,6 +403,15 @@ impl Broker {
             return Err(Error::invalid(
                 codes::SCHEMA_SUBJECT_MISMATCH,
                 format!("schema id {schema_id} is registered under {}, not {subject}", known.join(", ")),
+            )
+            .with_path("/data"));
+        }
+        // Only a governed stream unframes: the id must be one its contract registered, not one
+        // someone (an admin, even) registered beside it through `/registry`.
+        if !sink.as_ref().is_some_and(|sink| sink.is_contract_version(&subject, schema_id)) {
+            return Err(Error::invalid(
+                codes::SCHEMA_NOT_CONTRACT_VERSION,
+                format!("schema id {schema_id} is registered under {subject} but is not a version of the stream's data contract"),
             )
             .with_path("/data"));
         }

@@ -47,10 +47,13 @@ pub async fn authenticate(State(state): State<AppState>, mut request: Request, n
         }
     };
     let caller = Caller { principal, source };
-    if let Some(rest) = path.strip_prefix("/registry")
-        && let Err(error) = authorize_registry(&state, &caller, request.method(), rest).await
-    {
-        return ApiError(error).into_response();
+    if let Some(rest) = path.strip_prefix("/registry") {
+        if let Err(error) = authorize_registry(&state, &caller, request.method(), rest).await {
+            return ApiError(error).into_response();
+        }
+        // Contract-fed subjects change only for admins (`registry.rs`), asked once here.
+        let admin = state.broker.guard().check(&caller, AuthzAction::Admin, &AuthzResource::mesh()).is_ok();
+        request.extensions_mut().insert(crate::registry::RegistryCaller { caller: caller.clone(), admin, broker: state.broker.clone() });
     }
     request.extensions_mut().insert(caller);
     next.run(request).await

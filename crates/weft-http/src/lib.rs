@@ -73,6 +73,9 @@ pub mod codes {
         INVALID_PARAMETER = "request.invalid_parameter" => Invalid, BAD_REQUEST;
         UNKNOWN_PARAMETER = "request.unknown_parameter" => Invalid, BAD_REQUEST;
         INVALID_HEADER = "request.invalid_header" => Invalid, BAD_REQUEST;
+        // A change through `/registry` to a subject a data contract feeds, by someone other than an
+        // admin (answered in Confluent's shape, 40301); the code of the audit entry.
+        REGISTRY_SUBJECT_CONTRACT_FED = "registry.subject_contract_fed" => Forbidden, FORBIDDEN;
     }
 
     /// The kind and status of `code`, or `None` if it is not an HTTP edge code.

@@ -13,21 +13,31 @@
 //! used until December 2025 (newer Confluent servers send 40901; clients key on the status).
 //! Malformed JSON is 400/`400`; well-formed JSON of the wrong shape is 422/`422`; a body
 //! over `REQUEST_BODY_BYTES_MAX` (4 MiB: escaping can double a schema's size) is 413/`413`.
+//!
+//! Subjects fed by data contracts (`weft_registry::Registry::is_contract_fed`) change through
+//! `weft apply` only: registering a schema that is not already one of their versions, and
+//! deleting them or a version, is refused for anyone but an admin with 403/`40301`, Confluent's
+//! "user is denied operation", and audited as a denial (`registry.subject_contract_fed`).
+//! Re-registering an existing version is answered as usual, so serializers that register on
+//! first use keep working. Compatibility and mode changes need an admin anyway (`auth.rs`).
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use axum::Router;
 use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::{Extension, Router};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
+use weft_core::Broker;
+use weft_core::guard::{AuthzResource, Caller};
+use weft_governance::audit::AuditDecision;
 use weft_registry::{
     CompatibilityMode, CompatibilityTarget, DEFAULT_COMPATIBILITY, DeletedFilter, Mode, Registry, RegistryError, SchemaReference,
     SchemaType, StoredSchema, SubjectVersion, VersionSelector, http_status_for_code,
@@ -68,6 +78,47 @@ pub fn router(registry: Arc<Registry>) -> Router {
 }
 
 type Shared = State<Arc<Registry>>;
+
+/// Who calls the registry, as the authentication middleware (`auth.rs`) saw them: whether they are
+/// an admin, and the broker that audits refusals. Without it (the router used on its own, as in
+/// its tests) the caller counts as someone who is not an admin.
+#[derive(Clone)]
+pub(crate) struct RegistryCaller {
+    pub caller: Caller,
+    pub admin: bool,
+    pub broker: Arc<Broker>,
+}
+
+type MaybeCaller = Option<Extension<RegistryCaller>>;
+
+/// Is `subject` contract-fed and the caller not an admin, so that changes to it are refused?
+async fn is_locked_for(registry: &Arc<Registry>, caller: &MaybeCaller, subject: &str) -> Result<bool, Failure> {
+    if caller.as_ref().is_some_and(|Extension(caller)| caller.admin) {
+        return Ok(false);
+    }
+    let checked = subject.to_string();
+    blocking(Arc::clone(registry), move |registry| registry.is_contract_fed(&checked)).await
+}
+
+/// Refuses a change to a contract-fed subject by anyone but an admin (40301), auditing it.
+async fn refuse_if_contract_fed(registry: &Arc<Registry>, caller: &MaybeCaller, subject: &str, operation: &str) -> Result<(), Failure> {
+    if !is_locked_for(registry, caller, subject).await? {
+        return Ok(());
+    }
+    Err(contract_fed_refusal(caller, subject, operation).await)
+}
+
+async fn contract_fed_refusal(caller: &MaybeCaller, subject: &str, operation: &str) -> Failure {
+    if let Some(Extension(RegistryCaller { caller, broker, .. })) = caller {
+        let stream = subject.strip_suffix("-value").or_else(|| subject.strip_suffix("-key")).unwrap_or(subject);
+        let resource = AuthzResource::Stream(stream.to_string()).to_string();
+        let detail = format!("{operation} on subject {subject}, which its data contract feeds");
+        broker
+            .audit(Some(caller), operation, &resource, AuditDecision::Deny, Some(crate::codes::REGISTRY_SUBJECT_CONTRACT_FED), Some(detail))
+            .await;
+    }
+    RegistryError::SubjectContractFed(subject.to_string()).into()
+}
 
 /// A failed request: Confluent's `{"error_code", "message"}`.
 struct Failure {
@@ -293,11 +344,35 @@ async fn list_versions(State(registry): Shared, Path(subject): Path<String>, Raw
     ok(json!(params.page(versions)))
 }
 
-async fn register(State(registry): Shared, Path(subject): Path<String>, headers: HeaderMap, body: Body) -> Result<Response, Failure> {
+async fn register(
+    State(registry): Shared,
+    caller: MaybeCaller,
+    Path(subject): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, Failure> {
     let body: SchemaBody = read_json(&headers, body).await?;
     let explicit_id = body.id.filter(|&id| id > 0).map(|id| u32::try_from(id).unwrap_or(u32::MAX));
     let explicit_version = body.version.filter(|&version| version > 0).map(|version| u32::try_from(version).unwrap_or(u32::MAX));
     let input = body.input()?;
+    if is_locked_for(&registry, &caller, &subject).await? {
+        // One of the contract's versions is answered as registration would answer it, so
+        // serializers that register on first use keep working; anything else is refused.
+        let (lookup_subject, schema_type, schema, references) =
+            (subject.clone(), input.schema_type, input.schema.clone(), input.references.clone());
+        let existing = blocking(Arc::clone(&registry), move |registry| {
+            match registry.lookup(&lookup_subject, schema_type, &schema, &references, false) {
+                Ok(found) => Ok(Some(found)),
+                Err(RegistryError::SubjectNotFound(_) | RegistryError::SchemaNotFound(_)) => Ok(None),
+                Err(other) => Err(other),
+            }
+        })
+        .await?;
+        return match existing {
+            Some(found) if explicit_id.is_none() && explicit_version.is_none() => ok(json!({ "id": found.id, "version": found.version })),
+            _ => Err(contract_fed_refusal(&caller, &subject, "registry.register").await),
+        };
+    }
     let registered = blocking(registry, move |registry| {
         registry.register_with(&subject, input.schema_type, &input.schema, &input.references, explicit_id, explicit_version)
     })
@@ -352,7 +427,13 @@ async fn referenced_by(State(registry): Shared, Path((subject, version)): Path<(
     ok(json!(ids))
 }
 
-async fn delete_subject(State(registry): Shared, Path(subject): Path<String>, RawQuery(query): RawQuery) -> Result<Response, Failure> {
+async fn delete_subject(
+    State(registry): Shared,
+    caller: MaybeCaller,
+    Path(subject): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, Failure> {
+    refuse_if_contract_fed(&registry, &caller, &subject, "registry.delete").await?;
     let permanent = Params::parse(query).flag("permanent");
     let versions = blocking(registry, move |registry| registry.delete_subject(&subject, permanent)).await?;
     ok(json!(versions))
@@ -360,9 +441,11 @@ async fn delete_subject(State(registry): Shared, Path(subject): Path<String>, Ra
 
 async fn delete_version(
     State(registry): Shared,
+    caller: MaybeCaller,
     Path((subject, version)): Path<(String, String)>,
     RawQuery(query): RawQuery,
 ) -> Result<Response, Failure> {
+    refuse_if_contract_fed(&registry, &caller, &subject, "registry.delete").await?;
     let selector = parse_version(&version)?;
     let permanent = Params::parse(query).flag("permanent");
     let deleted = blocking(registry, move |registry| registry.delete_version(&subject, selector, permanent)).await?;

@@ -49,6 +49,10 @@ pub enum RegistryError {
     InvalidSubject(String),
     #[error("{0}")]
     SchemaTooLarge(String),
+    /// A change to a subject fed by a data contract, by someone other than an admin: Confluent's
+    /// authorization failure (HTTP 403, `error_code` 40301, "User is denied operation ...").
+    #[error("User is denied operation on subject '{0}': it is fed by a data contract and changes only through weft apply")]
+    SubjectContractFed(String),
     #[error("Error in the backend data store - {0}")]
     Store(String),
 }
@@ -76,6 +80,7 @@ impl RegistryError {
             RegistryError::IdDoesNotMatch(_) => 42207,
             RegistryError::InvalidSubject(_) => 42208,
             RegistryError::SchemaTooLarge(_) => 42209,
+            RegistryError::SubjectContractFed(_) => 40301,
             RegistryError::Store(_) => 50001,
         }
     }

@@ -10,7 +10,7 @@ mod compatibility;
 
 use serde_json::Value;
 
-pub use compatibility::check_read;
+pub use compatibility::{COMPATIBILITY_STEPS_MAX, check_read};
 
 /// Deepest nesting the checker follows; deeper schemas are refused at registration.
 pub const SCHEMA_DEPTH_MAX: usize = 64;

@@ -81,6 +81,16 @@
 //! - [`SUBJECT_BYTES_MAX`]: 255 bytes of subject name (42208 beyond).
 //! - [`SCHEMA_REFERENCES_MAX`]: 100 references per schema, transitively.
 //! - [`json_schema::SCHEMA_DEPTH_MAX`]: 64 levels of schema nesting.
+//! - [`json_schema::COMPATIBILITY_STEPS_MAX`]: 100,000 node pairs compared per direction of one
+//!   JSON Schema check; past it the verdict is "incompatible", so a recursive or exponential
+//!   schema cannot hold the write lock for long.
+//!
+//! # Subjects fed by data contracts
+//!
+//! [`Registry::register_for_contract`] registers a contract's schema and marks the subject
+//! contract-fed ([`Registry::is_contract_fed`], [`Registry::is_contract_version`]); the REST API
+//! in `weft-http` then refuses changes to it by anyone but an admin with
+//! [`RegistryError::SubjectContractFed`] (40301, Confluent's "user is denied operation").
 
 mod avro;
 mod compatibility;

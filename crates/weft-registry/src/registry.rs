@@ -10,6 +10,8 @@
 //! - `subjects`: subject → (); every subject with at least one version row.
 //! - `subject_compatibility`, `subject_mode`: subject → level / mode name.
 //! - `settings`: `compatibility` / `mode` → global level / mode; `counters`: `next_schema_id`.
+//! - `contract_versions`: (subject, id) → (); the schemas a data contract registered under a
+//!   subject (`contract.rs`): such a subject is *contract-fed*, changed through `weft apply` only.
 //!
 //! Every mutation holds `write_lock` from its first read to its commit, so the checks it
 //! makes (compatibility, existence, limits) hold when it writes.
@@ -17,9 +19,10 @@
 //! This file holds the layout, the limits and the row-level reads every operation shares;
 //! the public operations are grouped by what they do: `lookup.rs` (reads), `register.rs`
 //! (compatibility checks and registration), `delete.rs` (soft and hard deletes), `config.rs`
-//! (compatibility levels and modes).
+//! (compatibility levels and modes), `contract.rs` (subjects fed by data contracts).
 
 mod config;
+mod contract;
 mod delete;
 mod lookup;
 mod register;
@@ -59,6 +62,7 @@ const SUBJECT_COMPATIBILITY: TableDefinition<&str, &str> = TableDefinition::new(
 const SUBJECT_MODE: TableDefinition<&str, &str> = TableDefinition::new("subject_mode");
 const SETTINGS: TableDefinition<&str, &str> = TableDefinition::new("settings");
 const COUNTERS: TableDefinition<&str, u64> = TableDefinition::new("counters");
+const CONTRACT_VERSIONS: TableDefinition<(&str, u32), ()> = TableDefinition::new("contract_versions");
 
 const SETTING_COMPATIBILITY: &str = "compatibility";
 const SETTING_MODE: &str = "mode";
@@ -140,6 +144,7 @@ impl Registry {
         txn.open_table(SUBJECT_MODE)?;
         txn.open_table(SETTINGS)?;
         txn.open_table(COUNTERS)?;
+        txn.open_table(CONTRACT_VERSIONS)?;
         txn.commit()?;
         Ok(Registry { db, write_lock: Mutex::new(()) })
     }

@@ -9,8 +9,18 @@
 //!
 //! Owns the comparison and its messages. It does not parse or shape-check schemas (the parent
 //! module does that at registration) and does not choose which versions to compare.
+//!
+//! Bounded work: a schema can refer to itself through several branches
+//! (`{"anyOf":[{"$ref":"#"},{"$ref":"#"}]}`), and comparing two such schemas node pair by node
+//! pair grows exponentially with the depth even though each path terminates. The walk therefore
+//! has a budget of [`COMPATIBILITY_STEPS_MAX`] node pairs per direction; a comparison that needs
+//! more is answered "incompatible" with a message saying so (never "compatible": a check that did
+//! not finish proves nothing), so a registration holds the registry's write lock for a bounded
+//! time. `allOf` merging follows at most [`SCHEMA_DEPTH_MAX`] nested `allOf`s.
 
+use std::cell::Cell;
 use std::collections::{BTreeSet, HashSet};
+use std::rc::Rc;
 
 use serde_json::{Map, Value};
 
@@ -19,6 +29,8 @@ use crate::compatibility::Direction;
 
 /// Most `$ref` hops followed to resolve one reference chain.
 const REF_HOPS_MAX: usize = 32;
+/// Most (reader node, writer node) pairs compared in one direction of one check.
+pub const COMPATIBILITY_STEPS_MAX: usize = 100_000;
 
 /// Keywords that restrict values but that Weft does not reason about: a reader that has one
 /// must have it exactly as the writer has it.
@@ -42,8 +54,20 @@ const OPAQUE_KEYWORDS: [&str; 15] = [
 
 /// Every way in which `reader` rejects a value that `writer` accepts, as messages.
 pub fn check_read(reader: &Value, writer: &Value, direction: Direction) -> Vec<String> {
-    let mut checker = Checker { reader_root: reader, writer_root: writer, direction, visiting: HashSet::new(), messages: Vec::new() };
+    let steps_left = Rc::new(Cell::new(COMPATIBILITY_STEPS_MAX));
+    let mut checker = Checker {
+        reader_root: reader,
+        writer_root: writer,
+        direction,
+        visiting: HashSet::new(),
+        messages: Vec::new(),
+        steps_left: Rc::clone(&steps_left),
+    };
     checker.check(reader, writer, "", 0);
+    if steps_left.get() == 0 {
+        // Branches skipped for lack of budget looked compatible; the verdict must not be.
+        checker.report("", format!("the schemas are too complex to compare within {COMPATIBILITY_STEPS_MAX} steps"));
+    }
     checker.messages
 }
 
@@ -54,6 +78,8 @@ struct Checker<'a> {
     /// (reader node, writer node) pairs on the current path, so recursive `$ref`s terminate.
     visiting: HashSet<(usize, usize)>,
     messages: Vec<String>,
+    /// Node pairs this check may still compare, shared with every sub-checker.
+    steps_left: Rc<Cell<usize>>,
 }
 
 static ACCEPT_ALL: Value = Value::Bool(true);
@@ -153,13 +179,17 @@ fn describe_bound(value: Option<(f64, bool)>) -> String {
 
 /// Shallow merge of `allOf` branches, close enough for compatibility: properties and
 /// required lists are unioned, other keywords keep the first value seen.
-fn merge_all_of(schema: &Map<String, Value>, root: &Value) -> Map<String, Value> {
+/// Each merged schema costs one of `steps_left`, and nesting stops at `SCHEMA_DEPTH_MAX`: a
+/// self-referring `allOf` (`{"allOf":[{"$ref":"#"},{"$ref":"#"}]}`) would otherwise merge forever.
+fn merge_all_of(schema: &Map<String, Value>, root: &Value, depth: usize, steps_left: &Cell<usize>) -> Map<String, Value> {
     let mut merged = schema.clone();
     merged.remove("allOf");
     let Some(Value::Array(branches)) = schema.get("allOf") else { return merged };
     for branch in branches {
+        let Some(left) = steps_left.get().checked_sub(1).filter(|_| depth < SCHEMA_DEPTH_MAX) else { return merged };
+        steps_left.set(left);
         let Value::Object(branch) = resolve(branch, root) else { continue };
-        let branch = merge_all_of(branch, root);
+        let branch = merge_all_of(branch, root, depth + 1, steps_left);
         for (key, value) in branch {
             match (key.as_str(), merged.get_mut(&key), value) {
                 ("properties", Some(Value::Object(into)), Value::Object(from)) => {
@@ -196,6 +226,8 @@ impl Checker<'_> {
     }
 
     fn check(&mut self, reader: &Value, writer: &Value, path: &str, depth: usize) {
+        let Some(steps_left) = self.steps_left.get().checked_sub(1) else { return };
+        self.steps_left.set(steps_left);
         if depth > SCHEMA_DEPTH_MAX {
             self.report(path, format!("schema nests deeper than {SCHEMA_DEPTH_MAX} levels"));
             return;
@@ -227,7 +259,7 @@ impl Checker<'_> {
             Value::Bool(false) => return,
             Value::Bool(true) => &Map::new(),
             Value::Object(writer) if writer.contains_key("allOf") => {
-                writer_owned = merge_all_of(writer, self.writer_root);
+                writer_owned = merge_all_of(writer, self.writer_root, 0, &self.steps_left);
                 &writer_owned
             }
             Value::Object(writer) => writer,
@@ -282,6 +314,7 @@ impl Checker<'_> {
             direction: self.direction,
             visiting: self.visiting.clone(),
             messages: Vec::new(),
+            steps_left: Rc::clone(&self.steps_left),
         }
     }
 
