@@ -7,7 +7,8 @@
 //!
 //! Audited: every authentication failure, every authorization denial, and every allowed write
 //! or admin action (apply, stream creation, principal and token management, dead-letter
-//! replay). Individual produce and consume requests that are allowed are not audited; they are
+//! replay). Failures (per source) and denials (per principal and source) are recorded one by
+//! one up to a bound per minute, and the rest of that minute as one summary entry. Individual produce and consume requests that are allowed are not audited; they are
 //! counted in the catalog's metrics instead.
 
 use std::path::Path;
@@ -64,19 +65,60 @@ impl Masker {
 pub const AUTH_FAILURES_AUDITED_PER_MINUTE: u32 = 20;
 /// Sources whose failure counts are remembered at once.
 pub const AUTH_FAILURE_SOURCES_MAX: usize = 4096;
+/// Denials of one principal from one source recorded one by one per minute, with the same
+/// summary entry past it as authentication failures: every denial is audited, but a client
+/// retrying a forbidden request in a loop cannot flood the audit log.
+pub const DENIALS_AUDITED_PER_MINUTE: u32 = 20;
+/// (principal, source) pairs whose denial counts are remembered at once.
+pub const DENIAL_KEYS_MAX: usize = 4096;
 /// Bytes read from the end of the audit stream to find the last entry when the chain resumes;
 /// one audit entry is far smaller than this.
 pub const AUDIT_TAIL_FETCH_BYTES_MAX: usize = 64 * 1024;
 
-/// Per-source counts of authentication failures in the current minute.
-#[derive(Default)]
-struct FailureWindows {
+/// Per-key counts of one kind of audit entry (authentication failures per source, denials per
+/// principal and source) in the current minute.
+struct AuditWindow {
+    per_minute_max: u32,
+    keys_max: usize,
     minute: u64,
-    by_source: std::collections::HashMap<String, u32>,
+    by_key: std::collections::HashMap<String, u32>,
+}
+
+/// What an `AuditWindow` says about one more entry.
+enum Admission {
+    /// Over the bound this minute: counted, not recorded.
+    Counted,
+    /// Record it; first record a summary of this many entries of the key's previous minute.
+    Record { suppressed_before: Option<u32> },
+}
+
+impl AuditWindow {
+    fn new(per_minute_max: u32, keys_max: usize) -> Self {
+        Self { per_minute_max, keys_max, minute: 0, by_key: std::collections::HashMap::new() }
+    }
+
+    fn admit(&mut self, key: String, minute: u64) -> Admission {
+        let mut suppressed_before = None;
+        if self.minute != minute {
+            let over = self.by_key.get(&key).map_or(0, |n| n.saturating_sub(self.per_minute_max));
+            if over > 0 {
+                suppressed_before = Some(over);
+            }
+            self.minute = minute;
+            self.by_key.clear();
+        }
+        if self.by_key.len() >= self.keys_max && !self.by_key.contains_key(&key) {
+            self.by_key.clear();
+        }
+        let count = self.by_key.entry(key).or_insert(0);
+        *count += 1;
+        if *count > self.per_minute_max { Admission::Counted } else { Admission::Record { suppressed_before } }
+    }
 }
 
 pub struct Guard {
-    failures: std::sync::Mutex<FailureWindows>,
+    failures: std::sync::Mutex<AuditWindow>,
+    denials: std::sync::Mutex<AuditWindow>,
     enabled: AtomicBool,
     identity: IdentityStore,
     authorizer: SharedAuthorizer,
@@ -105,7 +147,8 @@ impl Guard {
         let secret = ServerSecret::load_or_create(data_dir).map_err(internal)?;
         let authorizer = Authorizer::new(&[], &Mesh::default()).map_err(internal)?;
         let guard = Self {
-            failures: std::sync::Mutex::new(FailureWindows::default()),
+            failures: std::sync::Mutex::new(AuditWindow::new(AUTH_FAILURES_AUDITED_PER_MINUTE, AUTH_FAILURE_SOURCES_MAX)),
+            denials: std::sync::Mutex::new(AuditWindow::new(DENIALS_AUDITED_PER_MINUTE, DENIAL_KEYS_MAX)),
             enabled: AtomicBool::new(true),
             identity,
             authorizer: SharedAuthorizer::new(authorizer),
@@ -249,6 +292,11 @@ pub fn authz_mesh(state: &MeshState, principals: &[Principal]) -> Mesh {
     Mesh { domains, products, streams, principals }
 }
 
+/// The caller's source without its port (`http 127.0.0.1`): a client's connections share it.
+fn source_host(caller: &Caller) -> String {
+    caller.source.rsplit_once(':').map_or(caller.source.as_str(), |(host, _)| host).to_string()
+}
+
 fn now_ms(time: SystemTime) -> u64 {
     time.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO).as_millis() as u64
 }
@@ -262,7 +310,42 @@ fn system_time(clock: &dyn Clock) -> SystemTime {
 impl Broker {
     /// Appends one entry to the audit log (`_weft.audit`) and moves the stored chain head.
     /// Failures are logged, never returned: auditing must not turn a refusal into a crash.
+    /// Denials are rate-limited per principal and source (`DENIALS_AUDITED_PER_MINUTE`), like
+    /// authentication failures: the ones past the bound are summed into one summary entry.
     pub async fn audit(
+        &self,
+        caller: Option<&Caller>,
+        action: &str,
+        resource: &str,
+        decision: AuditDecision,
+        code: Option<&str>,
+        detail: Option<String>,
+    ) {
+        if decision == AuditDecision::Deny
+            && let Some(caller) = caller
+        {
+            let key = format!("{} {}", caller.principal, source_host(caller));
+            let admission = self.guard().denials.lock().unwrap_or_else(|p| p.into_inner()).admit(key, self.audit_minute());
+            match admission {
+                Admission::Counted => return,
+                Admission::Record { suppressed_before: Some(over) } => {
+                    let summary = format!(
+                        "{over} further denials of this principal from this source in the previous minute were not recorded one by one"
+                    );
+                    self.append_audit(Some(caller), action, resource, decision, code, Some(summary)).await;
+                }
+                Admission::Record { suppressed_before: None } => {}
+            }
+        }
+        self.append_audit(caller, action, resource, decision, code, detail).await;
+    }
+
+    /// The minute the audit rate limits count in, by the broker's clock.
+    fn audit_minute(&self) -> u64 {
+        now_ms(system_time(self.clock().as_ref())) / 60_000
+    }
+
+    async fn append_audit(
         &self,
         caller: Option<&Caller>,
         action: &str,
@@ -339,29 +422,8 @@ impl Broker {
     /// source (address without port) and minute; the failures past that are summed into one
     /// entry written with the first failure of a later minute.
     pub async fn audit_auth_failure(&self, caller: &Caller, resource: &str, code: &str, detail: Option<String>) {
-        let source_host = caller.source.rsplit_once(':').map_or(caller.source.as_str(), |(host, _)| host).to_string();
-        let minute = now_ms(system_time(self.clock().as_ref())) / 60_000;
-        let suppressed_before = {
-            let mut windows = self.guard().failures.lock().unwrap_or_else(|p| p.into_inner());
-            let mut suppressed_before = None;
-            if windows.minute != minute {
-                let over: u32 = windows.by_source.get(&source_host).map_or(0, |n| n.saturating_sub(AUTH_FAILURES_AUDITED_PER_MINUTE));
-                if over > 0 {
-                    suppressed_before = Some(over);
-                }
-                windows.minute = minute;
-                windows.by_source.clear();
-            }
-            if windows.by_source.len() >= AUTH_FAILURE_SOURCES_MAX && !windows.by_source.contains_key(&source_host) {
-                windows.by_source.clear();
-            }
-            let count = windows.by_source.entry(source_host).or_insert(0);
-            *count += 1;
-            if *count > AUTH_FAILURES_AUDITED_PER_MINUTE {
-                return;
-            }
-            suppressed_before
-        };
+        let admission = self.guard().failures.lock().unwrap_or_else(|p| p.into_inner()).admit(source_host(caller), self.audit_minute());
+        let Admission::Record { suppressed_before } = admission else { return };
         if let Some(over) = suppressed_before {
             let summary =
                 format!("{over} further authentication failures from this source in the previous minute were not recorded one by one");

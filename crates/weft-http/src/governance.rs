@@ -1,5 +1,11 @@
 //! Governance endpoints (all need `admin`): principals, tokens, the Cedar schema, `explain`,
 //! and the audit log (search and chain verification).
+//!
+//! `GET /api/v1/audit` pages: at most `limit` entries (default and maximum
+//! `AUDIT_PAGE_ENTRIES_MAX`), oldest first, and `next_cursor`, an opaque string to pass back as
+//! `?cursor=` for the next page (`null` once the end of the log was reached). One request reads
+//! at most `AUDIT_SCAN_BYTES_MAX` of the log, so a page may hold fewer entries than `limit` and
+//! still have a cursor; nothing loads the whole log but chain verification.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -20,8 +26,12 @@ use crate::api_error::ApiError;
 use crate::query::{QueryParams, parse_json, read_body};
 
 const GOVERNANCE_BODY_BYTES_MAX: usize = 64 * 1024;
-/// Audit entries returned by one search at most.
-const AUDIT_SEARCH_MAX: u64 = 10_000;
+/// Audit entries on one page of `GET /api/v1/audit` at most (and by default): an entry is at most
+/// `weft_governance::audit::AUDIT_ENTRY_BYTES_MAX`, so a page stays within a few MiB.
+pub const AUDIT_PAGE_ENTRIES_MAX: u64 = 1_000;
+/// Bytes of the audit log one search reads at most before it answers with the page so far and a
+/// cursor, so a filter that matches rarely still costs bounded work per request.
+pub const AUDIT_SCAN_BYTES_MAX: usize = 16 * 1024 * 1024;
 
 fn identity_error(error: weft_governance::identity::IdentityError) -> Error {
     let kind = match error.code() {
@@ -214,7 +224,8 @@ pub async fn explain(State(state): State<AppState>, Extension(caller): Extension
 /// Bytes of the audit log read at a time.
 const AUDIT_READ_BYTES: usize = 1024 * 1024;
 
-/// Every audit entry as `(offset, bytes)`, oldest first.
+/// Every audit entry as `(offset, bytes)`, oldest first: only for verifying the chain, which
+/// needs all of it (searches page through `audit_page`).
 async fn audit_entries(state: &AppState) -> Result<Vec<(u64, Vec<u8>)>, Error> {
     let Ok(stream) = state.broker.stream(AUDIT_STREAM) else { return Ok(Vec::new()) };
     let stats = stream.partition_stats(0)?;
@@ -230,12 +241,63 @@ async fn audit_entries(state: &AppState) -> Result<Vec<(u64, Vec<u8>)>, Error> {
     Ok(entries)
 }
 
+/// One page of matching audit entries, oldest first, and where the next page starts.
+struct AuditPage {
+    entries: Vec<Value>,
+    /// The offset to read on from, `None` when the log's end was reached.
+    next_offset: Option<u64>,
+}
+
+/// Reads the audit log from `from_offset` until `limit` entries match, the end of the log, or
+/// `AUDIT_SCAN_BYTES_MAX` bytes were read, whichever comes first; never the whole log.
+async fn audit_page(state: &AppState, filter: &AuditFilter, from_offset: u64, limit: usize) -> Result<AuditPage, Error> {
+    let Ok(stream) = state.broker.stream(AUDIT_STREAM) else { return Ok(AuditPage { entries: Vec::new(), next_offset: None }) };
+    let stats = stream.partition_stats(0)?;
+    let mut offset = from_offset.max(stats.log_start_offset);
+    let mut entries = Vec::new();
+    let mut n_bytes_read = 0usize;
+    while offset < stats.visible_next_offset {
+        if entries.len() >= limit || n_bytes_read >= AUDIT_SCAN_BYTES_MAX {
+            return Ok(AuditPage { entries, next_offset: Some(offset) });
+        }
+        let fetched = state.broker.read_batches(&stream, 0, offset, AUDIT_READ_BYTES).await?;
+        let records = fetched.records(usize::MAX)?;
+        if records.is_empty() {
+            break;
+        }
+        for stored in &records {
+            let record = &stored.record;
+            if record.offset < offset {
+                continue;
+            }
+            if entries.len() >= limit {
+                return Ok(AuditPage { entries, next_offset: Some(record.offset) });
+            }
+            offset = record.offset + 1;
+            let bytes = record.value.unwrap_or_default();
+            n_bytes_read += bytes.len();
+            let Ok(entry) = parse_entry(bytes) else { continue };
+            if filter.matches(&entry) {
+                entries.push(serde_json::to_value(&entry).unwrap_or(Value::Null));
+            }
+        }
+    }
+    Ok(AuditPage { entries, next_offset: None })
+}
+
+/// The opaque cursor of `GET /api/v1/audit`: today the audit offset to read on from.
+fn parse_audit_cursor(text: &str) -> Result<u64, Error> {
+    text.parse::<u64>().map_err(|_| {
+        Error::invalid(crate::codes::INVALID_PARAMETER, "cursor must be a next_cursor this server returned").with_path("/cursor")
+    })
+}
+
 pub async fn search_audit(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
-    let params = QueryParams::parse(raw.as_deref(), &["principal", "action", "resource", "decision", "since", "until", "limit"])?;
+    let params = QueryParams::parse(raw.as_deref(), &["principal", "action", "resource", "decision", "since", "until", "limit", "cursor"])?;
     require_admin(&state, &caller).await?;
     let time = |name: &str| -> Result<Option<SystemTime>, Error> {
         params
@@ -273,18 +335,11 @@ pub async fn search_audit(
         since: time("since")?,
         until: time("until")?,
     };
-    let limit = params.u64("limit", AUDIT_SEARCH_MAX)?.unwrap_or(1_000) as usize;
-    let mut matches = Vec::new();
-    for (_, bytes) in audit_entries(&state).await? {
-        let Ok(entry) = parse_entry(&bytes) else { continue };
-        if filter.matches(&entry) {
-            matches.push(serde_json::to_value(&entry).unwrap_or(Value::Null));
-            if matches.len() >= limit {
-                break;
-            }
-        }
-    }
-    Ok(axum::Json(json!({ "entries": matches })).into_response())
+    let limit = params.u64("limit", AUDIT_PAGE_ENTRIES_MAX)?.unwrap_or(AUDIT_PAGE_ENTRIES_MAX) as usize;
+    let from_offset = params.get("cursor").map(parse_audit_cursor).transpose()?.unwrap_or(0);
+    let page = audit_page(&state, &filter, from_offset, limit).await?;
+    let next_cursor = page.next_offset.map(|offset| offset.to_string());
+    Ok(axum::Json(json!({ "entries": page.entries, "next_cursor": next_cursor })).into_response())
 }
 
 pub async fn verify_audit(State(state): State<AppState>, Extension(caller): Extension<Caller>) -> Result<Response, ApiError> {
