@@ -24,6 +24,15 @@ use crate::temporal::TemporalKind;
 use options::{check_allowed_options, numeric_shape, temporal_shape};
 pub(crate) use options::{compile_pattern, integer_format_range};
 
+/// Classifications whose values readers without `unmask` see masked, compared without regard to
+/// case. The same list as `weft_governance::masking::MASKED_CLASSIFICATIONS` (a test in
+/// `weft-core`, which knows both, says so): such a property cannot be a stream's key.
+pub const MASKED_CLASSIFICATIONS: [&str; 4] = ["pii", "confidential", "restricted", "sensitive"];
+
+fn is_masked_classification(classification: &str) -> bool {
+    MASKED_CLASSIFICATIONS.iter().any(|masked| masked.eq_ignore_ascii_case(classification))
+}
+
 /// The logical types Weft understands (ODCS v3.1 plus v3.2 `map`).
 pub const LOGICAL_TYPES: &[&str] = &["string", "date", "timestamp", "time", "number", "integer", "object", "array", "boolean", "map"];
 
@@ -80,6 +89,19 @@ pub(crate) fn compile_object(contract: &DataContract, object_idx: usize, object:
                 code::CONTRACT_INVALID_WEFT_PROPERTY,
                 format!("{object_pointer}/customProperties"),
                 format!("`weft.key` `{pointer}` does not name a declared property"),
+            ));
+        }
+        if let Some(classified) = compiler.classified_properties.iter().find(|classified| {
+            is_masked_classification(&classified.classification)
+                && (classified.pointer == pointer || pointer.starts_with(&format!("{}/", classified.pointer)))
+        }) {
+            return Err(ContractError::at(
+                code::CONTRACT_CLASSIFIED_KEY,
+                format!("{object_pointer}/customProperties"),
+                format!(
+                    "`weft.key` `{pointer}` is classified `{}` (through `{}`); record keys are stored and served in clear, so a classified property cannot be the key",
+                    classified.classification, classified.property_path
+                ),
             ));
         }
         settings.key_pointer = Some(pointer);

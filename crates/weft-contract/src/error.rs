@@ -35,6 +35,10 @@ pub mod code {
     pub const CONTRACT_INVALID_PATTERN: &str = "contract.invalid_pattern";
     /// A `weft.*` custom property that is unknown or malformed.
     pub const CONTRACT_INVALID_WEFT_PROPERTY: &str = "contract.invalid_weft_property";
+    /// The stream key (`weft.key`) names a property classified `pii`, `confidential`, `restricted`
+    /// or `sensitive`, or lies inside one: keys are stored and served in clear, so they cannot be
+    /// masked. The path is the `customProperties` that set the key.
+    pub const CONTRACT_CLASSIFIED_KEY: &str = "contract.classified_key";
     /// A schema object name passed to the compiler does not exist in the contract.
     pub const CONTRACT_SCHEMA_OBJECT_NOT_FOUND: &str = "contract.schema_object_not_found";
     /// A Weft resource (domain, policy, product) breaks a semantic rule.

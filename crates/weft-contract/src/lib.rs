@@ -86,7 +86,7 @@ mod tests;
 
 pub use check::{check_contract, check_domain, check_policy, check_product};
 pub use compat::{Change, CheckedChange, CompatibilityMode, CompatibilityReport, check_compatibility, diff};
-pub use compile::LOGICAL_TYPES;
+pub use compile::{LOGICAL_TYPES, MASKED_CLASSIFICATIONS};
 pub use compiled::{ClassifiedProperty, CompiledContract, DeferredRule};
 pub use doc::{Doc, DocError};
 pub use error::{ContractError, ResourceLabel, code};

@@ -896,3 +896,18 @@ fn example_sale_recorded_contract_accepts_a_real_order() {
     let deferred: Vec<&str> = compiled.deferred_rules().iter().map(|r| r.rule.as_str()).collect();
     assert_eq!(deferred, vec!["sql", "unique"]);
 }
+
+/// A stream key that names a masked classification (`pii`, ...), or a property inside one, is
+/// refused at compile time with `contract.classified_key` at the key setting, since record keys
+/// are stored and served in clear; a key with another classification (`internal`) compiles.
+#[test]
+fn a_classified_property_cannot_be_the_stream_key() {
+    let key = |pointer: &str| format!("    customProperties:\n      - property: weft.key\n        value: {pointer}\n");
+    check_refused(ORDER_PROPERTIES, &key("/customer/email"), "contract.classified_key", "/schema/0/customProperties");
+    let classified_parent =
+        "      - name: customer\n        classification: PII\n        properties:\n          - name: id\n            logicalType: string\n";
+    check_refused(classified_parent, &key("/customer/id"), "contract.classified_key", "/schema/0/customProperties");
+    let internal = "      - name: id\n        logicalType: string\n        classification: internal\n";
+    assert_eq!(compile(internal, &key("id")).settings().key_pointer.as_deref(), Some("/id"));
+    assert_eq!(compile(ORDER_PROPERTIES, &key("/customer/tier")).settings().key_pointer.as_deref(), Some("/customer/tier"));
+}

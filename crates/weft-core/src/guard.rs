@@ -460,6 +460,13 @@ mod tests {
         }
     }
 
+    /// The contract library refuses stream keys of exactly the classifications the masker hides,
+    /// so the two lists (in crates that do not know each other) must stay one list.
+    #[test]
+    fn contracts_and_masking_agree_on_the_masked_classifications() {
+        assert_eq!(weft_contract::MASKED_CLASSIFICATIONS, weft_governance::masking::MASKED_CLASSIFICATIONS);
+    }
+
     /// Token expiry is judged by the broker's injected clock, not the machine's, so a test can
     /// move time past a token's lifetime without waiting for it.
     #[test]

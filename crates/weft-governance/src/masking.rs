@@ -126,7 +126,8 @@ impl fmt::Debug for ProductKey {
 }
 
 /// Masks, in place, the values at `pointers` (RFC 6901 JSON pointers into the event data, where a
-/// `*` segment means every element of an array). Missing paths are skipped. Returns how many values
+/// `*` segment means every element of an array or every value of an object, for map-typed
+/// properties). Missing paths are skipped. Returns how many values
 /// were masked.
 ///
 /// Pointers are applied shortest first, so when one pointer lies inside another the outer value is
@@ -198,6 +199,14 @@ fn mask_at(value: &mut Value, segments: &[String], product_key: &[u8], n_masked:
         return;
     };
     match value {
+        // `*` is every value of a map (a `logicalType: map` property's values are `<map>/*`), as
+        // it is every item of an array. An object with a member literally named `*` then has all
+        // its members masked: more than asked, never less.
+        Value::Object(members) if segment == "*" => {
+            for member in members.values_mut() {
+                mask_at(member, rest, product_key, n_masked);
+            }
+        }
         Value::Object(members) => {
             if let Some(member) = members.get_mut(segment) {
                 mask_at(member, rest, product_key, n_masked);
@@ -295,6 +304,20 @@ mod tests {
         assert_eq!(parse_pointer("/a~2"), None);
         assert_eq!(array_index("01"), None);
         assert_eq!(array_index("10"), Some(10));
+    }
+
+    /// The values of a map (`<map>/*`) are masked one by one and its keys stay; an array's items
+    /// and a map nested in an array's items are masked the same way.
+    #[test]
+    fn every_value_of_a_map_is_masked() {
+        let key = [7u8; KEY_BYTES];
+        let mut value: Value = serde_json::from_str(r#"{"notes":{"a":"x","b":{"deep":1}},"lines":[{"m":{"k":"v"}}],"id":"o-1"}"#).unwrap();
+        let n_masked = mask_json(&mut value, &["/notes/*".to_string(), "/lines/*/m/*".to_string()], &key);
+        assert_eq!(n_masked, 3);
+        for masked in [&value["notes"]["a"], &value["notes"]["b"], &value["lines"][0]["m"]["k"]] {
+            assert!(masked.as_str().is_some_and(|text| text.starts_with(MASK_PREFIX)), "{value}");
+        }
+        assert_eq!(value["id"], "o-1");
     }
 
     #[test]
