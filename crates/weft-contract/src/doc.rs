@@ -450,7 +450,7 @@ mod tests {
         let many: String = format!("{{{}, \"k0\": \"last\"}}", (0..40).map(|i| format!("\"k{i}\": {i}")).collect::<Vec<_>>().join(","));
         assert_eq!(repeated(&many), "/k0");
         assert!(serde_json::from_str::<Doc<'_>>(r#"{"a":1,"a":1}"#).is_err());
-        assert!(matches!(Doc::parse(br#"{"a":1,"b":{"a":2}}"#), Ok(_)), "the same key in different objects is fine");
+        assert!(Doc::parse(br#"{"a":1,"b":{"a":2}}"#).is_ok(), "the same key in different objects is fine");
         assert!(matches!(Doc::parse(br#"{"a":}"#), Err(DocError::Malformed(_))));
         assert!(matches!(Doc::parse(br#"{"a":1} x"#), Err(DocError::Malformed(_))));
     }
