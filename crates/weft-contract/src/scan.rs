@@ -3,11 +3,13 @@
 //! pointer on the way.
 //!
 //! The whole input is parsed, so malformed JSON is reported, but nothing is allocated for the
-//! members skipped beyond one vector of borrowed keys per object, which is how repeated keys are
-//! found (the same rule, pointer and trail as [`crate::Doc::parse`], so the two parsers agree on
-//! what JSON Weft accepts).
+//! members skipped: the keys of the objects being read sit on one stack of borrowed keys shared
+//! by the whole scan (each object compares its own keys when it ends, then pops them), which is
+//! how repeated keys are found with the same rule, pointer and trail as [`crate::Doc::parse`], so
+//! the two parsers agree on what JSON Weft accepts.
 
 use std::borrow::Cow;
+use std::cell::RefCell;
 use std::fmt;
 
 use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
@@ -24,8 +26,9 @@ pub fn scan_json(data: &[u8], pointer: Option<&str>) -> Result<Option<Vec<u8>>, 
         None => Vec::new(),
     };
     let trail = RepeatedKeyTrail::default();
+    let keys = RefCell::new(Vec::new());
     let mut deserializer = serde_json::Deserializer::from_slice(data);
-    let seek = Seek { tokens: pointer.is_some().then_some(tokens.as_slice()), depth_left: EVENT_DEPTH_MAX, trail: &trail };
+    let seek = Seek { tokens: pointer.is_some().then_some(tokens.as_slice()), depth_left: EVENT_DEPTH_MAX, trail: &trail, keys: &keys };
     let scanned = seek.deserialize(&mut deserializer).and_then(|found| {
         deserializer.end()?;
         Ok(found)
@@ -37,18 +40,19 @@ pub fn scan_json(data: &[u8], pointer: Option<&str>) -> Result<Option<Vec<u8>>, 
 }
 
 /// Walks one value; `tokens` is the rest of the pointer while the value lies on its path, `None`
-/// for a value that is only checked.
+/// for a value that is only checked; `keys` is the scan's stack of the open objects' keys.
 #[derive(Clone, Copy)]
-struct Seek<'t> {
+struct Seek<'t, 'de> {
     tokens: Option<&'t [String]>,
     depth_left: usize,
     trail: &'t RepeatedKeyTrail,
+    keys: &'t RefCell<Vec<Cow<'de, str>>>,
 }
 
-impl<'t> Seek<'t> {
+impl<'t, 'de> Seek<'t, 'de> {
     fn nested<E: serde::de::Error>(self, tokens: Option<&'t [String]>) -> Result<Self, E> {
         match self.depth_left.checked_sub(1) {
-            Some(depth_left) => Ok(Seek { tokens, depth_left, trail: self.trail }),
+            Some(depth_left) => Ok(Seek { tokens, depth_left, trail: self.trail, keys: self.keys }),
             None => Err(E::custom(format_args!("nesting is deeper than {EVENT_DEPTH_MAX} levels"))),
         }
     }
@@ -59,7 +63,7 @@ impl<'t> Seek<'t> {
     }
 }
 
-impl<'de> DeserializeSeed<'de> for Seek<'_> {
+impl<'de> DeserializeSeed<'de> for Seek<'_, 'de> {
     type Value = Option<Vec<u8>>;
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
@@ -67,7 +71,7 @@ impl<'de> DeserializeSeed<'de> for Seek<'_> {
     }
 }
 
-impl<'de> Visitor<'de> for Seek<'_> {
+impl<'de> Visitor<'de> for Seek<'_, 'de> {
     type Value = Option<Vec<u8>>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -95,7 +99,7 @@ impl<'de> Visitor<'de> for Seek<'_> {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let mut found = None;
-        let mut keys: Vec<Cow<'de, str>> = Vec::new();
+        let base = self.keys.borrow().len();
         while let Some(key) = map.next_key_seed(KeySeed)? {
             let on_path = match self.tokens.and_then(<[String]>::split_first) {
                 Some((first, rest)) if **first == *key => Some(rest),
@@ -112,12 +116,15 @@ impl<'de> Visitor<'de> for Seek<'_> {
                     return Err(error);
                 }
             }
-            keys.push(key);
+            self.keys.borrow_mut().push(key);
         }
-        if let Some(repeated) = repeated_idx(&keys, |key| key) {
-            self.trail.start(&keys[repeated]);
-            return Err(serde::de::Error::custom(format_args!("the key {:?} appears more than once in one object", keys[repeated])));
+        let mut keys = self.keys.borrow_mut();
+        if let Some(repeated) = repeated_idx(&keys[base..], |key| key) {
+            let key = &keys[base + repeated];
+            self.trail.start(key);
+            return Err(serde::de::Error::custom(format_args!("the key {key:?} appears more than once in one object")));
         }
+        keys.truncate(base);
         Ok(found)
     }
 
