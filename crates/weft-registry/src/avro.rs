@@ -11,7 +11,7 @@ use std::collections::{HashMap, HashSet};
 use serde_json::Value;
 
 use crate::compatibility::Direction;
-use crate::json_schema::SCHEMA_DEPTH_MAX;
+use crate::json_schema::{COMPATIBILITY_STEPS_MAX, SCHEMA_DEPTH_MAX};
 
 /// A parsed Avro schema: named types live in an arena so recursive types are plain indexes.
 #[derive(Clone, Debug)]
@@ -348,9 +348,16 @@ fn promotes(writer: &AvroType, reader: &AvroType) -> bool {
 }
 
 /// Every way in which a reader using `reader` fails to read data written with `writer`.
+/// Named types referred to from several fields nest into a tree of comparisons that grows
+/// exponentially with the depth, so the walk compares at most `COMPATIBILITY_STEPS_MAX` type pairs
+/// (the JSON Schema checker's bound) and answers "incompatible" past it.
 pub fn check_read(reader: &AvroSchema, writer: &AvroSchema, direction: Direction) -> Vec<String> {
-    let mut checker = Checker { reader, writer, direction, visiting: HashSet::new(), messages: Vec::new() };
+    let mut checker =
+        Checker { reader, writer, direction, visiting: HashSet::new(), messages: Vec::new(), steps_left: COMPATIBILITY_STEPS_MAX };
     checker.check(&reader.root, &writer.root, "");
+    if checker.steps_left == 0 {
+        checker.report("", format!("the schemas are too complex to compare within {COMPATIBILITY_STEPS_MAX} steps"));
+    }
     checker.messages
 }
 
@@ -360,6 +367,8 @@ struct Checker<'s> {
     direction: Direction,
     visiting: HashSet<(usize, usize)>,
     messages: Vec<String>,
+    /// Type pairs this check may still compare.
+    steps_left: usize,
 }
 
 impl Checker<'_> {
@@ -407,6 +416,8 @@ impl Checker<'_> {
     }
 
     fn check(&mut self, reader: &AvroType, writer: &AvroType, path: &str) {
+        let Some(steps_left) = self.steps_left.checked_sub(1) else { return };
+        self.steps_left = steps_left;
         if let AvroType::Union(writer_branches) = writer {
             match reader {
                 AvroType::Union(_) => {

@@ -316,3 +316,23 @@ fn avro_references() {
     assert_eq!(registry.referenced_by("shop.Money", VersionSelector::Latest).unwrap(), vec![order_id]);
     assert_eq!(registry.delete_subject("shop.Money", false).unwrap_err().error_code(), 42206);
 }
+
+/// An Avro schema whose named records each refer to the next one from two fields compares
+/// 2^depth type pairs when walked naively; the check stops at `COMPATIBILITY_STEPS_MAX` and
+/// answers incompatible (never compatible) at once, under the write lock or not.
+#[test]
+fn an_exponential_avro_comparison_is_cut_off_as_incompatible() {
+    let n_levels = 40;
+    let mut schema = json!({ "type": "record", "name": "R0", "fields": [{ "name": "leaf", "type": "int" }] });
+    for level in 1..n_levels {
+        let previous = format!("R{}", level - 1);
+        let fields = json!([{ "name": "a", "type": schema.clone() }, { "name": "b", "type": previous }]);
+        schema = json!({ "type": "record", "name": format!("R{level}"), "fields": fields });
+    }
+    let parsed = parse(SchemaType::Avro, &schema.to_string());
+    let started = std::time::Instant::now();
+    let messages = check_pair(&parsed, &parsed, BACKWARD);
+    assert!(started.elapsed() < std::time::Duration::from_secs(5), "took {:?}", started.elapsed());
+    assert_eq!(messages.len(), 1, "{messages:?}");
+    assert!(messages[0].contains("too complex to compare"), "{messages:?}");
+}
