@@ -7,7 +7,8 @@ The oracle is the bytes sent. A value that is valid UTF-8 JSON under a JSON cont
 comes back as `data` equal (as parsed JSON) to what was sent; a text content type with valid
 UTF-8 comes back as a `data` string; anything else comes back as `data_base64` whose
 decoding is the stored bytes. Over HTTP, JSON whose bytes are not valid UTF-8 is refused
-with `event.malformed_json`; nothing is ever answered with a 5xx.
+with `event.malformed_json`, and JSON whose objects repeat a key with `event.duplicate_key`;
+nothing is ever answered with a 5xx.
 
 Each example sends one generated value through both edges, in every mode, to a new stream
 without a contract and to a governed stream (a one-field contract, so a near-JSON value
@@ -36,6 +37,7 @@ EXAMPLES_MAX = 150
 VALUE_BYTES_MAX = 64
 JSON_DEPTH_SERVER_MAX = 100
 MALFORMED_JSON = "event.malformed_json"
+DUPLICATE_KEY = "event.duplicate_key"
 UNSUPPORTED_CONTENT_TYPE = "event.unsupported_content_type"
 KAFKA_INVALID_RECORD = 87
 BINARY_HEADERS = {"ce-specversion": "1.0", "ce-id": "poison-1", "ce-source": "/poison", "ce-type": "poison"}
@@ -134,6 +136,12 @@ def has_duplicate_keys(text: str) -> bool:
 
     json.loads(text, object_pairs_hook=pairs)
     return bool(found)
+
+
+def repeats_a_key(kind, value: bytes) -> bool:
+    """JSON whose objects repeat a key, which Weft refuses on every HTTP produce path
+    (`event.duplicate_key`, or `event.malformed_json` when the parser met another problem first)."""
+    return kind in (STRICT, AMBIGUOUS) and has_duplicate_keys(value.decode())
 
 
 def contract_verdict(value: bytes):
@@ -295,14 +303,18 @@ def malformed_code(code, value, governed) -> bool:
 
 def check_single_event_reply(what, status, reply, kind, governed, verdict, expect, value, content_type):
     """Single-event modes (plain JSON, binary with a JSON type): one event, 200 or 4xx."""
+    repeated = is_json_content_type(content_type) and repeats_a_key(kind, value)
     if status == 200:
         assert kind in (STRICT, AMBIGUOUS) or not is_json_content_type(content_type), (what, status, reply, kind)
+        assert not repeated, (what, "JSON with a repeated key must be refused", reply)
         assert verdict is not False, (what, "the contract must refuse this", reply)
         expect.accepted(what, reply["results"][0]["offset"], content_type, value)
         return
     assert 400 <= status < 500, (what, status, reply)
     code = first_error(reply).get("code")
-    if kind == INVALID_UTF8 and is_json_content_type(content_type):
+    if repeated:
+        assert code in (DUPLICATE_KEY, MALFORMED_JSON), (what, reply)
+    elif kind == INVALID_UTF8 and is_json_content_type(content_type):
         assert malformed_code(code, value, governed), (what, "invalid UTF-8 in JSON must be refused as malformed json", reply)
     elif kind == STRICT and not governed and is_json_content_type(content_type):
         raise AssertionError((what, "valid JSON must be accepted on a stream without a contract", reply))
@@ -369,12 +381,16 @@ def send_ndjson(weft, stream, value, governed, expect):
         line_what = f"{what}, line {line!r}"
         verdict = contract_verdict(line) if governed else None
         error = result.get("error")
+        repeated = repeats_a_key(kind, line)
         if error is None:
             assert kind in (STRICT, AMBIGUOUS), (line_what, "only JSON lines may be stored", result)
+            assert not repeated, (line_what, "JSON with a repeated key must be refused", result)
             assert verdict is not False, (line_what, "the contract must refuse this", result)
             expect.accepted(line_what, result["offset"], "application/json", line)
             continue
-        if kind == STRICT and not governed:
+        if repeated:
+            assert error["code"] in (DUPLICATE_KEY, MALFORMED_JSON), (line_what, result)
+        elif kind == STRICT and not governed:
             raise AssertionError((line_what, "valid JSON must be accepted on a stream without a contract", result))
         if kind in (INVALID_UTF8, NOT_JSON):
             assert malformed_code(error["code"], line, governed), (line_what, result)
