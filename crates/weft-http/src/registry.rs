@@ -24,20 +24,17 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use axum::Router;
 use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Extension, Router};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
-use weft_core::Broker;
-use weft_core::guard::{AuthzResource, Caller};
-use weft_governance::audit::AuditDecision;
 use weft_registry::{
     CompatibilityMode, CompatibilityTarget, DEFAULT_COMPATIBILITY, DeletedFilter, Mode, Registry, RegistryError, SchemaReference,
     SchemaType, StoredSchema, SubjectVersion, VersionSelector, http_status_for_code,
@@ -79,46 +76,9 @@ pub fn router(registry: Arc<Registry>) -> Router {
 
 type Shared = State<Arc<Registry>>;
 
-/// Who calls the registry, as the authentication middleware (`auth.rs`) saw them: whether they are
-/// an admin, and the broker that audits refusals. Without it (the router used on its own, as in
-/// its tests) the caller counts as someone who is not an admin.
-#[derive(Clone)]
-pub(crate) struct RegistryCaller {
-    pub caller: Caller,
-    pub admin: bool,
-    pub broker: Arc<Broker>,
-}
-
-type MaybeCaller = Option<Extension<RegistryCaller>>;
-
-/// Is `subject` contract-fed and the caller not an admin, so that changes to it are refused?
-async fn is_locked_for(registry: &Arc<Registry>, caller: &MaybeCaller, subject: &str) -> Result<bool, Failure> {
-    if caller.as_ref().is_some_and(|Extension(caller)| caller.admin) {
-        return Ok(false);
-    }
-    let checked = subject.to_string();
-    blocking(Arc::clone(registry), move |registry| registry.is_contract_fed(&checked)).await
-}
-
-/// Refuses a change to a contract-fed subject by anyone but an admin (40301), auditing it.
-async fn refuse_if_contract_fed(registry: &Arc<Registry>, caller: &MaybeCaller, subject: &str, operation: &str) -> Result<(), Failure> {
-    if !is_locked_for(registry, caller, subject).await? {
-        return Ok(());
-    }
-    Err(contract_fed_refusal(caller, subject, operation).await)
-}
-
-async fn contract_fed_refusal(caller: &MaybeCaller, subject: &str, operation: &str) -> Failure {
-    if let Some(Extension(RegistryCaller { caller, broker, .. })) = caller {
-        let stream = subject.strip_suffix("-value").or_else(|| subject.strip_suffix("-key")).unwrap_or(subject);
-        let resource = AuthzResource::Stream(stream.to_string()).to_string();
-        let detail = format!("{operation} on subject {subject}, which its data contract feeds");
-        broker
-            .audit(Some(caller), operation, &resource, AuditDecision::Deny, Some(crate::codes::REGISTRY_SUBJECT_CONTRACT_FED), Some(detail))
-            .await;
-    }
-    RegistryError::SubjectContractFed(subject.to_string()).into()
-}
+mod contract_fed;
+pub(crate) use contract_fed::RegistryCaller;
+use contract_fed::{MaybeCaller, contract_fed_refusal, is_locked_for, refuse_if_contract_fed};
 
 /// A failed request: Confluent's `{"error_code", "message"}`.
 struct Failure {
