@@ -16,18 +16,8 @@ use weft_log::batch::Record;
 use crate::broker::Broker;
 use crate::dead_letter::{DeadLetterBatch, DeadLetterRequest};
 use crate::error::{Error, codes};
-use crate::produce::{DEAD_LETTER_PRODUCER, ProduceContext, Unframed, contract_violation};
+use crate::produce::{DEAD_LETTER_PRODUCER, ProduceContext, contract_violation};
 use crate::stream::{Governance, Stream};
-
-/// How a record value on a governed stream passed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ValueCheck {
-    /// JSON (plain or Confluent-framed) that satisfies the contract.
-    Valid,
-    /// Confluent-framed with a registered id of a non-JSON schema (Avro, Protobuf) under
-    /// `<stream>-value`: the JSON contract cannot check it, so the registry id is the check.
-    AcceptedBySchemaId { schema_id: u32, schema_type: String },
-}
 
 /// A record a governed stream refused, with why.
 pub struct RefusedRecord<'a> {
@@ -65,16 +55,12 @@ pub fn check_record_headers(record: &Record<'_>) -> Result<(), Error> {
 
 impl Broker {
     /// Checks one record value produced over Kafka to a governed stream: strips Confluent's
-    /// framing (magic byte 0, 4-byte schema id) after checking the id is registered under
-    /// `<stream>-value`, then validates the rest against the contract. A null value is
-    /// validated as JSON `null`, as HTTP does with an event without data.
-    pub fn check_kafka_value(&self, stream: &Stream, governance: &Governance, value: Option<&[u8]>) -> Result<ValueCheck, Error> {
-        match self.unframe(stream, value.unwrap_or(b"null"))? {
-            Unframed::Json(json) => {
-                governance.compiled.validate_bytes(json).map(|_| ValueCheck::Valid).map_err(|violations| contract_violation(&violations))
-            }
-            Unframed::ForeignSchema { schema_id, schema_type } => Ok(ValueCheck::AcceptedBySchemaId { schema_id, schema_type }),
-        }
+    /// framing (magic byte 0, 4-byte schema id) after checking the id is a version the stream's
+    /// contract registered under `<stream>-value`, then validates the rest against the contract.
+    /// A null value is validated as JSON `null`, as HTTP does with an event without data.
+    pub fn check_kafka_value(&self, stream: &Stream, governance: &Governance, value: Option<&[u8]>) -> Result<(), Error> {
+        let json = self.unframe(stream, value.unwrap_or(b"null"))?;
+        governance.compiled.validate_bytes(json).map(|_| ()).map_err(|violations| contract_violation(&violations))
     }
 
     /// Appends refused records to the stream's dead-letter stream, in order, as one batch:

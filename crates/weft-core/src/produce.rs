@@ -79,15 +79,6 @@ impl ProduceOutcome {
     }
 }
 
-/// What Confluent's wire framing said about a value on a governed stream.
-pub(crate) enum Unframed<'a> {
-    /// JSON to validate against the contract (the framing, if any, stripped).
-    Json(&'a [u8]),
-    /// A registered id of a non-JSON schema (Avro, Protobuf) under `<stream>-value`: the JSON
-    /// contract cannot check the bytes, so the registry id is the check.
-    ForeignSchema { schema_id: u32, schema_type: String },
-}
-
 /// Where an event goes, and whether its data is JSON text as stored (so the batch holding it
 /// may be marked `json_checked`): false for Confluent-framed values, whose first bytes are the
 /// framing.
@@ -350,18 +341,11 @@ impl Broker {
                     .with_path("/datacontenttype"));
                 }
                 let stored = data.unwrap_or(b"null");
-                match self.unframe(stream, stored)? {
-                    Unframed::Json(json) => {
-                        check_utf8(json)?;
-                        data_is_json_text = json.len() == stored.len();
-                        let value = governance.compiled.validate_bytes(json).map_err(|violations| contract_violation(&violations))?;
-                        pointer.and_then(|pointer| value.pointer(pointer)).and_then(key_bytes)
-                    }
-                    Unframed::ForeignSchema { .. } => {
-                        data_is_json_text = false;
-                        None
-                    }
-                }
+                let json = self.unframe(stream, stored)?;
+                check_utf8(json)?;
+                data_is_json_text = json.len() == stored.len();
+                let value = governance.compiled.validate_bytes(json).map_err(|violations| contract_violation(&violations))?;
+                pointer.and_then(|pointer| value.pointer(pointer)).and_then(key_bytes)
             }
             // Without a contract the data is still JSON with unique keys (the same rule as the
             // validator's), checked in the one pass that reads the partition key.
@@ -385,9 +369,10 @@ impl Broker {
     }
 
     /// Strips Confluent's wire framing (magic byte 0, 4-byte schema id) after checking that
-    /// the schema id is registered for this stream's value subject by its data contract.
-    pub(crate) fn unframe<'a>(&self, stream: &Stream, data: &'a [u8]) -> Result<Unframed<'a>, Error> {
-        let [0, a, b, c, d, rest @ ..] = data else { return Ok(Unframed::Json(data)) };
+    /// the schema id is registered for this stream's value subject by its data contract, and
+    /// returns the JSON that follows it (the data itself when it is not framed).
+    pub(crate) fn unframe<'a>(&self, stream: &Stream, data: &'a [u8]) -> Result<&'a [u8], Error> {
+        let [0, a, b, c, d, rest @ ..] = data else { return Ok(data) };
         let schema_id = u32::from_be_bytes([*a, *b, *c, *d]);
         let subject = format!("{}-value", stream.name());
         let sink = self.schema_registry();
@@ -415,10 +400,8 @@ impl Broker {
             )
             .with_path("/data"));
         }
-        match sink.and_then(|sink| sink.schema_type(schema_id)) {
-            Some(schema_type) if schema_type != "JSON" => Ok(Unframed::ForeignSchema { schema_id, schema_type }),
-            _ => Ok(Unframed::Json(rest)),
-        }
+        // A contract registers JSON Schema only, so what follows the framing is JSON to validate.
+        Ok(rest)
     }
 }
 

@@ -15,11 +15,4 @@ pub trait SchemaRegistryPort: Send + Sync {
     /// Did a contract register `schema_id` under `subject` (through `register_json_schema`)?
     /// False when the registry cannot tell, so a governed stream then refuses the frame.
     fn is_contract_version(&self, subject: &str, schema_id: u32) -> bool;
-    /// The registry's schema type of an id (`JSON`, `AVRO`, `PROTOBUF`), if it is known.
-    /// The Kafka listener uses it to tell Avro-framed values, which a JSON contract cannot
-    /// check, from JSON ones.
-    fn schema_type(&self, schema_id: u32) -> Option<String> {
-        let _ = schema_id;
-        None
-    }
 }

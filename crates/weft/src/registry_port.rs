@@ -21,8 +21,4 @@ impl weft_core::schema_registry::SchemaRegistryPort for RegistryAdapter {
     fn subjects_of_schema(&self, schema_id: u32) -> Vec<String> {
         self.0.versions_for_id(schema_id, false).map(|pairs| pairs.into_iter().map(|(subject, _)| subject).collect()).unwrap_or_default()
     }
-
-    fn schema_type(&self, schema_id: u32) -> Option<String> {
-        self.0.schema_by_id(schema_id).ok().flatten().map(|stored| stored.schema_type.as_str().to_string())
-    }
 }
