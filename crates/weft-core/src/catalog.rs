@@ -217,7 +217,7 @@ impl SearchIndex {
             }
             documents.push(document);
         }
-        for product in mesh.products.values() {
+        for product in mesh.catalog_products() {
             documents.push(product_document(mesh, product));
         }
         for versions in mesh.contracts.values() {

@@ -227,7 +227,7 @@ pub fn authz_mesh(state: &MeshState, principals: &[Principal]) -> Mesh {
         .collect();
     let mut products = Vec::new();
     let mut streams = Vec::new();
-    for product in state.products.values() {
+    for product in state.catalog_products() {
         if let Some(domain) = &product.domain {
             products.push(ProductEntity { id: product.id.clone(), domain: domain.clone() });
         }

@@ -47,9 +47,51 @@ pub struct MeshState {
     pub policies: BTreeMap<String, Policy>,
     /// Contract id -> every applied version, in apply order.
     pub contracts: BTreeMap<String, Vec<DataContract>>,
+    /// Contracts that no applied product publishes, each standing as its own data product
+    /// (`DataProduct::implicit_for`), keyed by the contract id. Derived from the rest, never
+    /// stored: `refresh_implicit_products` after every change. When an ODPS product lists the
+    /// contract as an output port, that product takes over (the stream and its history stay).
+    pub implicit_products: BTreeMap<String, DataProduct>,
 }
 
 impl MeshState {
+    /// Recomputes `implicit_products` from the contracts and the applied products.
+    pub(crate) fn refresh_implicit_products(&mut self) {
+        let published: BTreeSet<&str> =
+            self.products.values().flat_map(|p| p.output_ports.iter().filter_map(|port| port.contract_id.as_deref())).collect();
+        let implicit = self
+            .contracts
+            .values()
+            .filter_map(|versions| versions.last())
+            .filter(|contract| !published.contains(contract.id.as_str()) && !self.products.contains_key(&contract.id))
+            .map(|contract| (contract.id.clone(), DataProduct::implicit_for(contract)))
+            .collect();
+        self.implicit_products = implicit;
+    }
+
+    /// Every product the catalog shows, applied and implicit, ordered by id.
+    pub fn catalog_products(&self) -> Vec<&DataProduct> {
+        let mut products: Vec<&DataProduct> = self.products.values().chain(self.implicit_products.values()).collect();
+        products.sort_by(|a, b| a.id.cmp(&b.id));
+        products
+    }
+
+    /// A product the catalog shows, applied or implicit.
+    pub fn catalog_product(&self, id: &str) -> Option<&DataProduct> {
+        self.products.get(id).or_else(|| self.implicit_products.get(id))
+    }
+
+    /// The catalog product that publishes a contract: its ODPS product, or the contract itself
+    /// standing as a product.
+    pub fn catalog_product_of_contract(&self, contract_id: &str) -> Option<&DataProduct> {
+        self.product_of_contract(contract_id).or_else(|| self.implicit_products.get(contract_id))
+    }
+
+    /// Is `id` a contract standing as its own product (no ODPS product publishes it)?
+    pub fn is_implicit_product(&self, id: &str) -> bool {
+        self.implicit_products.contains_key(id)
+    }
+
     /// The latest version of a contract.
     pub fn contract(&self, id: &str) -> Option<&DataContract> {
         self.contracts.get(id).and_then(|versions| versions.last())
@@ -153,6 +195,7 @@ impl Broker {
                 }
             }
         }
+        next.refresh_implicit_products();
         let principals = self.guard().identity().list_principals().map_err(|error| Error::internal(error.to_string()))?;
         let authz_mesh = crate::guard::authz_mesh(&next, &principals);
         for (item, duplicate) in parsed.iter().zip(duplicates) {
@@ -487,6 +530,7 @@ impl Broker {
                 serde_json::from_slice(&json).map_err(|error| Error::internal(format!("stored contract {id} is unreadable: {error}")))?;
             state.contracts.entry(id).or_default().push(contract);
         }
+        state.refresh_implicit_products();
         let latest: Vec<DataContract> = state.contracts.values().filter_map(|v| v.last().cloned()).collect();
         *self.mesh.write().unwrap_or_else(|poison| poison.into_inner()) = state;
         self.rebuild_search_index();

@@ -211,7 +211,7 @@ fn depth_param(params: &QueryParams, default: u32) -> Result<u32, Error> {
 /// The product, if it exists and the caller may read it (otherwise `product.not_found`, so
 /// the answer does not reveal products the caller may not see).
 fn readable_product<'a>(state: &AppState, caller: &Caller, mesh: &'a MeshState, id: &str) -> Result<&'a DataProduct, Error> {
-    mesh.products.get(id).filter(|_| may_read_product(state, caller, id)).ok_or_else(|| product_not_found(id))
+    mesh.catalog_product(id).filter(|_| may_read_product(state, caller, id)).ok_or_else(|| product_not_found(id))
 }
 
 /// `GET /api/v1/lineage/{product}`.
@@ -258,7 +258,7 @@ pub async fn product_openlineage(
         .iter()
         .filter_map(|n| n.id.strip_prefix("product:"))
         .filter(|id| may_read_product(&state, &caller, id))
-        .filter_map(|id| mesh.products.get(id))
+        .filter_map(|id| mesh.catalog_product(id))
         .collect();
     Ok(axum::Json(crate::openlineage::run_events(&state, &mesh, &products)))
 }
@@ -266,7 +266,7 @@ pub async fn product_openlineage(
 /// `GET /api/v1/openlineage`: one RunEvent per readable product.
 pub async fn all_openlineage(State(state): State<AppState>, Extension(caller): Extension<Caller>) -> axum::Json<Value> {
     let mesh = state.broker.mesh();
-    let products: Vec<&DataProduct> = mesh.products.values().filter(|p| may_read_product(&state, &caller, &p.id)).collect();
+    let products: Vec<&DataProduct> = mesh.catalog_products().into_iter().filter(|p| may_read_product(&state, &caller, &p.id)).collect();
     axum::Json(crate::openlineage::run_events(&state, &mesh, &products))
 }
 

@@ -155,7 +155,7 @@ fn product_streams(mesh: &MeshState, product: &DataProduct) -> Vec<String> {
 
 fn product_summary(state: &AppState, mesh: &MeshState, product: &DataProduct) -> Value {
     let streams: Vec<Value> = product_streams(mesh, product).iter().map(|name| stream_summary(state, name)).collect();
-    json!({
+    let mut summary = json!({
         "id": product.id,
         "name": product.name,
         "domain": product.domain,
@@ -168,10 +168,15 @@ fn product_summary(state: &AppState, mesh: &MeshState, product: &DataProduct) ->
             "name": p.name,
             "version": p.version,
             "contract_id": p.contract_id,
-            "product": mesh.product_of_contract(&p.contract_id).map(|producer| producer.id.clone()),
+            "product": mesh.catalog_product_of_contract(&p.contract_id).map(|producer| producer.id.clone()),
         })).collect::<Vec<_>>(),
         "streams": streams,
-    })
+    });
+    // A contract applied without an ODPS product stands as its own product; say so.
+    if mesh.is_implicit_product(&product.id) {
+        summary["implicit"] = json!(true);
+    }
+    summary
 }
 
 fn stream_summary(state: &AppState, name: &str) -> Value {
@@ -232,8 +237,8 @@ pub async fn list_products(State(state): State<AppState>, Extension(caller): Ext
     let mesh = state.broker.mesh();
     let guard = state.broker.guard();
     let products: Vec<Value> = mesh
-        .products
-        .values()
+        .catalog_products()
+        .into_iter()
         .filter(|p| guard.check(&caller, AuthzAction::ReadCatalog, &AuthzResource::DataProduct(p.id.clone())).is_ok())
         .map(|p| product_summary(&state, &mesh, p))
         .collect();
@@ -246,7 +251,7 @@ pub async fn show_product(
     Path(id): Path<String>,
 ) -> Result<axum::Json<Value>, ApiError> {
     let mesh = state.broker.mesh();
-    let product = mesh.products.get(&id).ok_or_else(|| product_not_found(&id))?;
+    let product = mesh.catalog_product(&id).ok_or_else(|| product_not_found(&id))?;
     state.broker.authorize(&caller, AuthzAction::ReadCatalog, &AuthzResource::DataProduct(id.clone())).await?;
     let mut body = product_summary(&state, &mesh, product);
     let contracts: Vec<Value> = product
@@ -286,7 +291,12 @@ pub async fn list_domains(State(state): State<AppState>, Extension(caller): Exte
         .values()
         .filter(|domain| guard.check(&caller, AuthzAction::ReadCatalog, &AuthzResource::Domain(domain.name.clone())).is_ok())
         .map(|domain| {
-            let products: Vec<&String> = mesh.products.values().filter(|p| p.domain.as_deref() == Some(domain.name.as_str())).map(|p| &p.id).collect();
+            let products: Vec<&String> = mesh
+                .catalog_products()
+                .into_iter()
+                .filter(|p| p.domain.as_deref() == Some(domain.name.as_str()))
+                .map(|p| &p.id)
+                .collect();
             json!({ "name": domain.name, "description": domain.description, "owners": domain.owners, "team": domain.team, "products": products })
         })
         .collect();
@@ -304,7 +314,7 @@ fn product_not_found(id: &str) -> Error {
 /// The governed streams a dead-letter request names: a product id's output streams, or one stream.
 fn target_streams(state: &AppState, target: &str) -> Result<Vec<String>, Error> {
     let mesh = state.broker.mesh();
-    if let Some(product) = mesh.products.get(target) {
+    if let Some(product) = mesh.catalog_product(target) {
         return Ok(product_streams(&mesh, product));
     }
     state.broker.stream(target).map(|stream| vec![stream.name().to_string()]).map_err(|_| product_not_found(target))

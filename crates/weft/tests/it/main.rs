@@ -13,6 +13,7 @@ mod crash;
 mod disk_full;
 mod governance;
 mod groups;
+mod implicit_products;
 mod keep_alive;
 mod live;
 mod ownership;
