@@ -2,11 +2,15 @@
 //! groups, the applied mesh and the guard, and is the one door every edge (HTTP, Kafka, the
 //! binary's tools) goes through to storage.
 //!
-//! Its work lives in components, each in its own module with its own `impl Broker` block and
-//! no fields of its own: `produce` (the write path), `read` (batches, offsets, times),
-//! `background` (retention and interval fsync), `dead_letter` (the dead-letter writer, listing
-//! and replay), `mesh` (apply), `guard` (authentication, authorization, masking, audit),
-//! `catalog` and `lineage`. This file holds the state they share and the stream registry.
+//! Its work lives in components, each in its own module. Components with state of their own
+//! own it in a private struct the broker holds and reaches only through that struct's methods:
+//! `mesh::AppliedMesh` (the applied mesh, its search index, the apply lock),
+//! `group::GroupCoordinator` (consumer groups), `guard::Guard` (identity, policies, masking
+//! keys, audit), `dead_letter::DeadLetterReplay` (one replay at a time). The stateless ones
+//! are `impl Broker` blocks over the stream registry and the metadata store: `produce` (the
+//! write path), `read` (batches, offsets, times), `background` (retention and interval fsync),
+//! `dead_letter` (the dead-letter writer and listing), `catalog` and `lineage`. This file
+//! holds the stream registry and wires the components together; no field is visible outside it.
 //!
 //! What an implementation of this door on another engine (a replicated log cluster) must
 //! guarantee is written in ARCHITECTURE.md ("The broker's storage contract").
@@ -19,7 +23,7 @@ use weft_log::Clock;
 
 use crate::error::{Error, Kind, codes};
 use crate::group::GroupCoordinator;
-use crate::mesh::MeshState;
+use crate::mesh::{AppliedMesh, MeshState};
 use crate::meta::MetaStore;
 use crate::schema_registry::SchemaRegistryPort;
 use crate::stream::{Stream, StreamConfig};
@@ -45,12 +49,10 @@ pub struct Broker {
     clock: Arc<dyn Clock>,
     groups: GroupCoordinator,
     event_bytes_max: usize,
-    pub(crate) mesh: RwLock<MeshState>,
-    pub(crate) apply_lock: std::sync::Mutex<()>,
+    mesh: AppliedMesh,
     schema_registry: RwLock<Option<Arc<dyn SchemaRegistryPort>>>,
-    pub(crate) replay_lock: tokio::sync::Mutex<()>,
+    dead_letter_replay: crate::dead_letter::DeadLetterReplay,
     closing: tokio::sync::watch::Sender<bool>,
-    pub(crate) search_index: RwLock<Arc<crate::catalog::SearchIndex>>,
     guard: crate::guard::Guard,
 }
 
@@ -79,12 +81,10 @@ impl Broker {
             clock,
             groups,
             event_bytes_max: EVENT_BYTES_MAX_DEFAULT,
-            mesh: RwLock::new(MeshState::default()),
-            apply_lock: std::sync::Mutex::new(()),
+            mesh: AppliedMesh::default(),
             schema_registry: RwLock::new(None),
-            replay_lock: tokio::sync::Mutex::new(()),
+            dead_letter_replay: crate::dead_letter::DeadLetterReplay::default(),
             closing: tokio::sync::watch::Sender::new(false),
-            search_index: RwLock::new(Arc::default()),
             guard,
         });
         broker.load_mesh()?;
@@ -108,9 +108,20 @@ impl Broker {
         let _ = receiver.wait_for(|closing| *closing).await;
     }
 
-    /// A snapshot of the applied mesh (domains, products, contracts, policies).
-    pub fn mesh(&self) -> MeshState {
-        self.mesh.read().unwrap_or_else(|poison| poison.into_inner()).clone()
+    /// A snapshot of the applied mesh (domains, products, contracts, policies): shared, so
+    /// taking one costs a reference count, not a copy.
+    pub fn mesh(&self) -> Arc<MeshState> {
+        self.mesh.current()
+    }
+
+    /// The mesh component (applied state, search index, apply lock).
+    pub(crate) fn applied_mesh(&self) -> &AppliedMesh {
+        &self.mesh
+    }
+
+    /// The dead-letter replay component.
+    pub(crate) fn dead_letter_replay(&self) -> &crate::dead_letter::DeadLetterReplay {
+        &self.dead_letter_replay
     }
 
     /// Connects the schema registry: applied contracts register their schemas there, and

@@ -205,6 +205,19 @@ pub struct ReplayOutcome {
     pub failing_reasons: BTreeMap<String, u64>,
 }
 
+/// The replay component's state: one replay at a time per broker, so two replays never move
+/// the same letter (the metadata store records each move).
+#[derive(Default)]
+pub(crate) struct DeadLetterReplay {
+    lock: tokio::sync::Mutex<()>,
+}
+
+impl DeadLetterReplay {
+    pub(crate) async fn lock(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.lock.lock().await
+    }
+}
+
 impl Broker {
     /// The governed stream a name refers to: a stream name or its dead-letter stream's name.
     fn governed_stream(&self, name: &str) -> Result<(Arc<Stream>, Arc<Stream>), Error> {
@@ -282,7 +295,7 @@ impl Broker {
     /// the stream. A dead letter moved once is never moved again.
     pub async fn replay_dead_letters(&self, stream_name: &str) -> Result<ReplayOutcome, Error> {
         let (stream, dead_letter_stream) = self.governed_stream(stream_name)?;
-        let _replay_guard = self.replay_lock.lock().await;
+        let _replay_guard = self.dead_letter_replay().lock().await;
         let mut letters = Vec::new();
         self.scan_dead_letters(&dead_letter_stream, |letter| letters.push(letter)).await?;
         let mut outcome = ReplayOutcome::default();

@@ -197,8 +197,7 @@ impl Guard {
         if pointers.is_empty() || self.check(caller, Action::Unmask, &Resource::Stream(base.to_string())).is_ok() {
             return None;
         }
-        let product =
-            broker.mesh.read().unwrap_or_else(|p| p.into_inner()).product_of_contract(&governance.contract_id).map(|p| p.id.clone());
+        let product = broker.mesh().product_of_contract(&governance.contract_id).map(|p| p.id.clone());
         let key = self.secret.product_key(product.as_deref().unwrap_or(base)).as_bytes().to_vec();
         Some(Masker { pointers, key })
     }

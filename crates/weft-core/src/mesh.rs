@@ -16,13 +16,14 @@ mod ownership;
 mod plan;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use serde::Serialize;
 use serde_json::Value;
 use weft_contract::{CompiledContract, DataContract, DataProduct, Document, Domain, Policy};
 
 use crate::broker::Broker;
+use crate::catalog::SearchIndex;
 use crate::error::{Error, Kind, codes};
 use crate::guard::Caller;
 use crate::meta::MetaWrite;
@@ -38,6 +39,41 @@ pub use plan::{
 pub const APPLY_SOURCES_MAX: usize = 1_000;
 /// Retention of dead-letter streams when the contract does not set one.
 pub const DEAD_LETTER_RETENTION_MS: i64 = 30 * 86_400_000;
+
+/// The mesh component's state: the applied mesh, the search index built from it, and the lock
+/// that makes applies one at a time. Readers take a snapshot (`current`); only `apply` and
+/// `load_mesh` replace it, and the search index is rebuilt with every replacement, so the two
+/// never disagree for long.
+#[derive(Default)]
+pub(crate) struct AppliedMesh {
+    state: RwLock<Arc<MeshState>>,
+    search_index: RwLock<Arc<SearchIndex>>,
+    apply_lock: Mutex<()>,
+}
+
+impl AppliedMesh {
+    /// The mesh as last applied.
+    pub(crate) fn current(&self) -> Arc<MeshState> {
+        Arc::clone(&self.state.read().unwrap_or_else(|poison| poison.into_inner()))
+    }
+
+    /// The search index of the mesh as last applied.
+    pub(crate) fn search_index(&self) -> Arc<SearchIndex> {
+        Arc::clone(&self.search_index.read().unwrap_or_else(|poison| poison.into_inner()))
+    }
+
+    /// Makes `next` the applied mesh and rebuilds the search index from it.
+    fn replace(&self, next: MeshState) {
+        let index = Arc::new(SearchIndex::build(&next));
+        *self.state.write().unwrap_or_else(|poison| poison.into_inner()) = Arc::new(next);
+        *self.search_index.write().unwrap_or_else(|poison| poison.into_inner()) = index;
+    }
+
+    /// Held for the whole of one apply (plan and commit).
+    fn lock_for_apply(&self) -> MutexGuard<'_, ()> {
+        self.apply_lock.lock().unwrap_or_else(|poison| poison.into_inner())
+    }
+}
 
 /// Everything applied so far, in memory (the metadata store holds the durable copy).
 #[derive(Debug, Default, Clone)]
@@ -141,7 +177,7 @@ impl Broker {
         if sources.len() > APPLY_SOURCES_MAX {
             return Err(Error::new(Kind::TooLarge, codes::APPLY_REFUSED, format!("apply takes at most {APPLY_SOURCES_MAX} files at once")));
         }
-        let _apply_guard = self.apply_lock.lock().unwrap_or_else(|poison| poison.into_inner());
+        let _apply_guard = self.applied_mesh().lock_for_apply();
         let state = self.mesh();
         let mut plan = ApplyPlan { dry_run, applied: false, resources: Vec::new() };
         let mut parsed = Vec::new();
@@ -171,7 +207,7 @@ impl Broker {
             }
         }
         // The state as it will be if everything is applied, so references within one apply resolve.
-        let mut next = state.clone();
+        let mut next = MeshState::clone(&state);
         let mut seen: BTreeSet<(&'static str, String)> = BTreeSet::new();
         let mut duplicates = Vec::with_capacity(parsed.len());
         for item in &parsed {
@@ -428,8 +464,7 @@ impl Broker {
             self.ensure_contract_streams(contract)?;
         }
         self.meta().write_all(&writes)?;
-        *self.mesh.write().unwrap_or_else(|poison| poison.into_inner()) = next;
-        self.rebuild_search_index();
+        self.applied_mesh().replace(next);
         for contract in &new_contracts {
             self.attach_governance(contract)?;
             self.register_schemas(contract);
@@ -532,8 +567,7 @@ impl Broker {
         }
         state.refresh_implicit_products();
         let latest: Vec<DataContract> = state.contracts.values().filter_map(|v| v.last().cloned()).collect();
-        *self.mesh.write().unwrap_or_else(|poison| poison.into_inner()) = state;
-        self.rebuild_search_index();
+        self.applied_mesh().replace(state);
         for contract in &latest {
             self.ensure_contract_streams(contract)?;
             self.attach_governance(contract)?;
