@@ -24,7 +24,7 @@ use weft_log::Clock;
 use crate::error::{Error, Kind, codes};
 use crate::group::GroupCoordinator;
 use crate::mesh::{AppliedMesh, MeshState};
-use crate::meta::MetaStore;
+use crate::meta::{MetaStore, MetaWrite};
 use crate::schema_registry::SchemaRegistryPort;
 use crate::stream::{Stream, StreamConfig};
 
@@ -46,6 +46,7 @@ pub struct Broker {
     data_dir: PathBuf,
     meta: Arc<MetaStore>,
     streams: RwLock<BTreeMap<String, Arc<Stream>>>,
+    stream_creation: std::sync::Mutex<()>,
     clock: Arc<dyn Clock>,
     groups: GroupCoordinator,
     event_bytes_max: usize,
@@ -78,6 +79,7 @@ impl Broker {
             data_dir: data_dir.to_path_buf(),
             meta,
             streams: RwLock::new(streams),
+            stream_creation: std::sync::Mutex::new(()),
             clock,
             groups,
             event_bytes_max: EVENT_BYTES_MAX_DEFAULT,
@@ -159,27 +161,63 @@ impl Broker {
     }
 
     /// Creates a stream; refuses a name that exists.
-    pub fn create_stream(&self, mut config: StreamConfig) -> Result<Arc<Stream>, Error> {
+    pub fn create_stream(&self, config: StreamConfig) -> Result<Arc<Stream>, Error> {
+        let _creating = self.lock_stream_creation();
+        let prepared = self.prepare_stream(config)?;
+        let stream = Arc::clone(&prepared.stream);
+        self.register_streams(vec![prepared], Vec::new())?;
+        Ok(stream)
+    }
+
+    /// Held from `prepare_stream` to `register_streams`, so two creations of one name never open
+    /// the same files (the second one's recovery could cut the first one's writes).
+    pub(crate) fn lock_stream_creation(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.stream_creation.lock().unwrap_or_else(|poison| poison.into_inner())
+    }
+
+    /// Opens a new stream's files without making it visible: nobody can write to it until
+    /// `register_streams` records it (possibly with governance attached first). The caller
+    /// holds `lock_stream_creation`.
+    pub(crate) fn prepare_stream(&self, mut config: StreamConfig) -> Result<PreparedStream, Error> {
         config.created_at_ms = self.clock.now_ms();
         config.check()?;
+        self.check_stream_name_free(&config.name, 1)?;
+        let stream = Arc::new(Stream::open(&self.data_dir.join("streams"), config.clone(), Arc::clone(&self.clock))?);
+        let json = serde_json::to_vec(&config).map_err(|error| Error::internal(error.to_string()))?;
+        Ok(PreparedStream { stream, json })
+    }
+
+    /// Records prepared streams together with `writes` in one metadata transaction, then makes
+    /// the streams visible: after a crash either all of them and the writes are there, or none.
+    pub(crate) fn register_streams(&self, prepared: Vec<PreparedStream>, mut writes: Vec<MetaWrite>) -> Result<(), Error> {
         let mut streams = self.streams.write().unwrap_or_else(|poison| poison.into_inner());
-        if streams.contains_key(&config.name) {
-            return Err(Error::new(
-                Kind::Conflict,
-                codes::STREAM_ALREADY_EXISTS,
-                format!("stream {:?} already exists", crate::stream::truncate_for_message(&config.name)),
-            )
-            .with_path("/name"));
+        for (idx, candidate) in prepared.iter().enumerate() {
+            if streams.contains_key(candidate.stream.name()) || prepared[..idx].iter().any(|p| p.stream.name() == candidate.stream.name()) {
+                return Err(stream_exists(candidate.stream.name()));
+            }
         }
-        if streams.len() >= STREAMS_MAX {
+        if streams.len() + prepared.len() > STREAMS_MAX {
             return Err(Error::new(Kind::Conflict, codes::STREAM_LIMIT_REACHED, format!("a broker holds at most {STREAMS_MAX} streams")));
         }
-        let stream = Arc::new(Stream::open(&self.data_dir.join("streams"), config.clone(), Arc::clone(&self.clock))?);
-        let config_json = serde_json::to_vec(&config).map_err(|error| Error::internal(error.to_string()))?;
-        self.meta.put_stream(&config.name, &config_json)?;
-        streams.insert(config.name.clone(), Arc::clone(&stream));
-        tracing::info!(stream = %config.name, partitions = config.partitions, fsync = %config.fsync, "stream created");
-        Ok(stream)
+        writes.extend(prepared.iter().map(|p| MetaWrite::Stream { name: p.stream.name().to_string(), json: p.json.clone() }));
+        self.meta.write_all(&writes)?;
+        for PreparedStream { stream, .. } in prepared {
+            let config = stream.config();
+            tracing::info!(stream = %config.name, partitions = config.partitions, fsync = %config.fsync, "stream created");
+            streams.insert(config.name.clone(), stream);
+        }
+        Ok(())
+    }
+
+    fn check_stream_name_free(&self, name: &str, n_new: usize) -> Result<(), Error> {
+        let streams = self.streams.read().unwrap_or_else(|poison| poison.into_inner());
+        if streams.contains_key(name) {
+            return Err(stream_exists(name));
+        }
+        if streams.len() + n_new > STREAMS_MAX {
+            return Err(Error::new(Kind::Conflict, codes::STREAM_LIMIT_REACHED, format!("a broker holds at most {STREAMS_MAX} streams")));
+        }
+        Ok(())
     }
 
     pub fn stream(&self, name: &str) -> Result<Arc<Stream>, Error> {
@@ -196,4 +234,19 @@ impl Broker {
     pub fn streams(&self) -> Vec<Arc<Stream>> {
         self.streams.read().unwrap_or_else(|poison| poison.into_inner()).values().cloned().collect()
     }
+}
+
+/// A stream whose files are open but which nobody can see yet (`Broker::prepare_stream`).
+pub(crate) struct PreparedStream {
+    pub(crate) stream: Arc<Stream>,
+    json: Vec<u8>,
+}
+
+fn stream_exists(name: &str) -> Error {
+    Error::new(
+        Kind::Conflict,
+        codes::STREAM_ALREADY_EXISTS,
+        format!("stream {:?} already exists", crate::stream::truncate_for_message(name)),
+    )
+    .with_path("/name")
 }

@@ -24,7 +24,7 @@ use serde::Serialize;
 use serde_json::Value;
 use weft_contract::{CompiledContract, DataContract, DataProduct, Document};
 
-use crate::broker::Broker;
+use crate::broker::{Broker, PreparedStream};
 use crate::error::{Error, Kind, codes};
 use crate::guard::Caller;
 use crate::meta::MetaWrite;
@@ -341,11 +341,26 @@ impl Broker {
                 }
             }
         }
-        // Streams first: if creating one fails, no resource has been recorded yet.
+        // A new stream becomes visible only with its contract in force: its files are prepared,
+        // governance is attached, and then the streams and every resource are recorded in one
+        // metadata transaction. A crash before that commit leaves the old mesh (and at most
+        // unreferenced files, reused by the next create); after it, the new one, governed at
+        // start-up. Streams that exist already take the new version after the commit.
+        let _creating = self.lock_stream_creation();
+        let mut prepared = Vec::new();
         for contract in &new_contracts {
-            self.ensure_contract_streams(contract)?;
+            prepared.extend(self.prepare_contract_streams(contract, &prepared)?);
         }
-        self.meta().write_all(&writes)?;
+        for contract in &new_contracts {
+            for stream in prepared.iter().map(|p| &p.stream) {
+                if let Some(governance) = governance_of(contract, stream.name())? {
+                    stream.set_governance(Some(governance));
+                }
+            }
+        }
+        crate::failpoint::crash("apply.before_commit");
+        self.register_streams(prepared, writes)?;
+        crate::failpoint::crash("apply.after_commit");
         self.applied_mesh().replace(next);
         for contract in &new_contracts {
             self.attach_governance(contract)?;
@@ -354,21 +369,24 @@ impl Broker {
         Ok(())
     }
 
-    /// Creates a contract's streams and their dead-letter streams if they do not exist.
-    fn ensure_contract_streams(&self, contract: &DataContract) -> Result<(), Error> {
+    /// Prepares the contract's streams and dead-letter streams that neither exist nor are in
+    /// `pending` (prepared for another contract of the same apply).
+    fn prepare_contract_streams(&self, contract: &DataContract, pending: &[PreparedStream]) -> Result<Vec<PreparedStream>, Error> {
         let compiled = CompiledContract::compile_topics(contract).map_err(|error| Error::invalid(error.code, error.message))?;
+        let exists = |name: &str| self.stream(name).is_ok() || pending.iter().any(|p| p.stream.name() == name);
+        let mut prepared: Vec<PreparedStream> = Vec::new();
         for topic in &compiled {
             let Some(stream_name) = topic.stream_name() else { continue };
             let settings = topic.settings();
             let retention_ms = settings.retention.map(|d| d.as_millis() as i64).or(Some(RETENTION_MS_DEFAULT));
-            if self.stream(stream_name).is_err() {
+            if !exists(stream_name) && !prepared.iter().any(|p| p.stream.name() == stream_name) {
                 // The contract's declaration of the policy, in the log's one type.
                 let fsync = match settings.fsync {
                     None | Some(weft_contract::FsyncPolicy::Always) => weft_log::FsyncPolicy::Always,
                     Some(weft_contract::FsyncPolicy::Interval { interval_ms }) => weft_log::FsyncPolicy::IntervalMs(interval_ms),
                     Some(weft_contract::FsyncPolicy::Never) => weft_log::FsyncPolicy::Never,
                 };
-                self.create_stream(StreamConfig {
+                prepared.push(self.prepare_stream(StreamConfig {
                     name: stream_name.to_string(),
                     partitions: settings.partitions.unwrap_or(1),
                     key: settings.key_pointer.clone(),
@@ -377,11 +395,11 @@ impl Broker {
                     fsync,
                     segment_bytes: weft_log::SEGMENT_BYTES_DEFAULT,
                     created_at_ms: 0,
-                })?;
+                })?);
             }
             let dead_letter_name = format!("{stream_name}{DEAD_LETTER_SUFFIX}");
-            if self.stream(&dead_letter_name).is_err() {
-                self.create_stream(StreamConfig {
+            if !exists(&dead_letter_name) && !prepared.iter().any(|p| p.stream.name() == dead_letter_name) {
+                prepared.push(self.prepare_stream(StreamConfig {
                     name: dead_letter_name,
                     partitions: 1,
                     key: None,
@@ -390,24 +408,17 @@ impl Broker {
                     fsync: weft_log::FsyncPolicy::Always,
                     segment_bytes: weft_log::SEGMENT_BYTES_DEFAULT,
                     created_at_ms: 0,
-                })?;
+                })?);
             }
         }
-        Ok(())
+        Ok(prepared)
     }
 
     /// Makes a contract's latest version govern its streams.
     pub(crate) fn attach_governance(&self, contract: &DataContract) -> Result<(), Error> {
-        let compiled = CompiledContract::compile_topics(contract).map_err(|error| Error::invalid(error.code, error.message))?;
-        for topic in compiled {
-            let Some(stream_name) = topic.stream_name().map(str::to_string) else { continue };
+        for stream_name in topic_streams(contract) {
             let stream = self.stream(&stream_name)?;
-            stream.set_governance(Some(Arc::new(Governance {
-                contract_id: contract.id.clone(),
-                contract_version: contract.version.clone(),
-                compiled: topic,
-                dead_letter_stream: format!("{stream_name}{DEAD_LETTER_SUFFIX}"),
-            })));
+            stream.set_governance(governance_of(contract, &stream_name)?);
         }
         Ok(())
     }
@@ -451,7 +462,14 @@ impl Broker {
         let latest: Vec<DataContract> = state.contracts.values().filter_map(|v| v.last().cloned()).collect();
         self.applied_mesh().replace(state);
         for contract in &latest {
-            self.ensure_contract_streams(contract)?;
+            // A data directory written before streams and contracts were recorded together
+            // may hold a contract whose streams are missing: create them, governed.
+            let _creating = self.lock_stream_creation();
+            let prepared = self.prepare_contract_streams(contract, &[])?;
+            for stream in prepared.iter().map(|p| &p.stream) {
+                stream.set_governance(governance_of(contract, stream.name())?);
+            }
+            self.register_streams(prepared, Vec::new())?;
             self.attach_governance(contract)?;
         }
         Ok(())
@@ -527,4 +545,17 @@ fn check_product_references(next: &MeshState, product: &DataProduct) -> Result<(
         }
     }
     Ok(())
+}
+
+/// The governance `contract` puts on `stream_name`, if one of its topics names that stream.
+fn governance_of(contract: &DataContract, stream_name: &str) -> Result<Option<Arc<Governance>>, Error> {
+    let compiled = CompiledContract::compile_topics(contract).map_err(|error| Error::invalid(error.code, error.message))?;
+    Ok(compiled.into_iter().find(|topic| topic.stream_name() == Some(stream_name)).map(|topic| {
+        Arc::new(Governance {
+            contract_id: contract.id.clone(),
+            contract_version: contract.version.clone(),
+            compiled: topic,
+            dead_letter_stream: format!("{stream_name}{DEAD_LETTER_SUFFIX}"),
+        })
+    }))
 }

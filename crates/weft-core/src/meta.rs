@@ -22,8 +22,22 @@ const DEAD_LETTERS_REPLAYED: TableDefinition<(&str, u32, u64), u64> = TableDefin
 
 /// One write in an atomic batch of metadata changes.
 pub enum MetaWrite {
-    Resource { kind: &'static str, id: String, json: Vec<u8> },
-    ContractVersion { contract_id: String, sequence: u32, json: Vec<u8> },
+    /// A stream's config (`StreamConfig` as JSON), so a stream can be recorded in the same
+    /// transaction as the contract that governs it.
+    Stream {
+        name: String,
+        json: Vec<u8>,
+    },
+    Resource {
+        kind: &'static str,
+        id: String,
+        json: Vec<u8>,
+    },
+    ContractVersion {
+        contract_id: String,
+        sequence: u32,
+        json: Vec<u8>,
+    },
 }
 
 pub struct MetaStore {
@@ -103,10 +117,14 @@ impl MetaStore {
     pub fn write_all(&self, writes: &[MetaWrite]) -> Result<(), Error> {
         let txn = self.db.begin_write()?;
         {
+            let mut streams = txn.open_table(STREAMS)?;
             let mut resources = txn.open_table(RESOURCES)?;
             let mut versions = txn.open_table(CONTRACT_VERSIONS)?;
             for write in writes {
                 match write {
+                    MetaWrite::Stream { name, json } => {
+                        streams.insert(name.as_str(), json.as_slice())?;
+                    }
                     MetaWrite::Resource { kind, id, json } => {
                         resources.insert((*kind, id.as_str()), json.as_slice())?;
                     }
