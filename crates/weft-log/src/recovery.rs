@@ -88,19 +88,7 @@ fn open_sealed(
         let why = scan.stopped_by.map(|e| e.to_string()).unwrap_or_else(|| "offsets do not reach the next segment".into());
         return Err(corrupt(&log_path, format!("sealed segment is damaged at byte {}: {why}", scan.valid_bytes)));
     }
-    let segment = Segment {
-        base_offset: base,
-        file,
-        log_path,
-        size_bytes: scan.valid_bytes,
-        durable_bytes: scan.valid_bytes,
-        next_offset: scan.next_offset,
-        durable_next_offset: scan.next_offset,
-        max_timestamp: scan.max_timestamp,
-        index: scan.index,
-        bytes_since_index_entry: scan.bytes_since_index_entry,
-        first_append_ms: None,
-    };
+    let segment = Segment::recovered(base, file, log_path, scan);
     // The index files are an optimisation: a full disk must not stop the partition from opening.
     // A half-written pair fails the checks of the next open and is rebuilt then.
     let _ = segment.write_index_files(backend);
@@ -123,7 +111,7 @@ fn open_active(
         // (acknowledgement waits for the fsync that covers it), so it is cut off.
         file.set_len(scan.valid_bytes)?;
         report.truncated_bytes = file_len - scan.valid_bytes;
-        report.truncated_because = scan.stopped_by.map(|e| e.to_string());
+        report.truncated_because = scan.stopped_by.as_ref().map(|e| e.to_string());
     }
     // Whatever survived is made durable before anyone can read it.
     let file = sync_recovered_log(backend, &log_path, file, scan.valid_bytes)?;
@@ -134,19 +122,7 @@ fn open_active(
             Err(error) => return Err(error.into()),
         }
     }
-    Ok(Segment {
-        base_offset: base,
-        file,
-        log_path,
-        size_bytes: scan.valid_bytes,
-        durable_bytes: scan.valid_bytes,
-        next_offset: scan.next_offset,
-        durable_next_offset: scan.next_offset,
-        max_timestamp: scan.max_timestamp,
-        index: scan.index,
-        bytes_since_index_entry: scan.bytes_since_index_entry,
-        first_append_ms: None,
-    })
+    Ok(Segment::recovered(base, file, log_path, scan))
 }
 
 /// fdatasyncs the recovered active log and returns the file to use from now on.

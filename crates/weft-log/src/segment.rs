@@ -97,6 +97,23 @@ impl Segment {
         Ok((log_path, file))
     }
 
+    /// A segment recovered from disk: everything the scan accepted is durable.
+    pub fn recovered(base_offset: u64, file: Arc<dyn StorageFile>, log_path: PathBuf, scan: ScanOutcome) -> Self {
+        Self {
+            base_offset,
+            file,
+            log_path,
+            size_bytes: scan.valid_bytes,
+            durable_bytes: scan.valid_bytes,
+            next_offset: scan.next_offset,
+            durable_next_offset: scan.next_offset,
+            max_timestamp: scan.max_timestamp,
+            index: scan.index,
+            bytes_since_index_entry: scan.bytes_since_index_entry,
+            first_append_ms: None,
+        }
+    }
+
     /// Reads every batch from the start, checking framing, checksums and dense offsets,
     /// and stops at the first batch that is torn, corrupt or out of sequence.
     pub fn scan(file: &dyn StorageFile, base_offset: u64, index_interval_bytes: u64) -> io::Result<ScanOutcome> {
