@@ -12,6 +12,7 @@ mod contracts;
 mod crash;
 mod disk_full;
 mod governance;
+mod grants;
 mod groups;
 mod keep_alive;
 mod live;
