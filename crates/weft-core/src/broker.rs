@@ -71,7 +71,7 @@ impl Broker {
             streams.insert(name, Arc::new(stream));
         }
         let groups = GroupCoordinator::new(Arc::clone(&meta), Arc::clone(&clock));
-        let (guard, admin_token) = crate::guard::Guard::open(data_dir, Arc::clone(&clock))?;
+        let (guard, admin_token) = crate::guard::Guard::open(data_dir, Arc::clone(&clock), &meta)?;
         if let Some(path) = admin_token {
             tracing::info!(token_file = %path.display(), "created the admin principal; its token is in the token file (mode 0600)");
         }

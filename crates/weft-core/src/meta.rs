@@ -1,12 +1,13 @@
-//! The metadata store: stream configurations and consumer groups' committed offsets,
-//! in one `redb` database (`<data-dir>/meta.redb`, ACID, fsync on every commit).
+//! The metadata store: stream configurations, consumer groups' committed offsets and who
+//! created each group, in one `redb` database (`<data-dir>/meta.redb`, ACID, fsync on every
+//! commit).
 //!
 //! Events never go here; only small, slowly changing state does.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 
 use crate::error::Error;
 
@@ -19,6 +20,20 @@ const RESOURCES: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("re
 const CONTRACT_VERSIONS: TableDefinition<(&str, u32), &[u8]> = TableDefinition::new("contract_versions");
 /// (dead-letter stream, partition, offset) -> offset in the governed stream it was moved to.
 const DEAD_LETTERS_REPLAYED: TableDefinition<(&str, u32, u64), u64> = TableDefinition::new("dead_letters_replayed");
+
+/// group -> the principal that first used it (the group's creator, see `guard/groups.rs`).
+const GROUP_CREATORS: TableDefinition<&str, &str> = TableDefinition::new("group_creators");
+/// (group, stream) -> nothing: the streams a group was used on, so their owners may manage it.
+const GROUP_STREAMS: TableDefinition<(&str, &str), ()> = TableDefinition::new("group_streams");
+
+/// What a claim of a consumer group found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GroupClaim {
+    /// The group was unknown; it is now the caller's.
+    Created,
+    /// The group was already created, by this principal.
+    Existing(String),
+}
 
 /// One write in an atomic batch of metadata changes.
 pub enum MetaWrite {
@@ -53,6 +68,8 @@ impl MetaStore {
         txn.open_table(RESOURCES)?;
         txn.open_table(CONTRACT_VERSIONS)?;
         txn.open_table(DEAD_LETTERS_REPLAYED)?;
+        txn.open_table(GROUP_CREATORS)?;
+        txn.open_table(GROUP_STREAMS)?;
         txn.commit()?;
         Ok(Self { db })
     }
@@ -181,5 +198,54 @@ impl MetaStore {
         }
         txn.commit()?;
         Ok(())
+    }
+
+    /// Records `principal` as the creator of `group` unless the group already has one, in one
+    /// transaction, so two first users racing get one creator. At most `groups_max` groups are
+    /// recorded (`group.limit_reached` past that).
+    pub fn claim_group(&self, group: &str, principal: &str, groups_max: usize) -> Result<GroupClaim, Error> {
+        let txn = self.db.begin_write()?;
+        {
+            let mut creators = txn.open_table(GROUP_CREATORS)?;
+            if let Some(creator) = creators.get(group)? {
+                return Ok(GroupClaim::Existing(creator.value().to_string()));
+            }
+            if creators.len()? >= groups_max as u64 {
+                return Err(Error::new(
+                    crate::error::Kind::Conflict,
+                    crate::error::codes::GROUP_LIMIT_REACHED,
+                    format!("a broker records at most {groups_max} consumer groups"),
+                ));
+            }
+            creators.insert(group, principal)?;
+        }
+        txn.commit()?;
+        Ok(GroupClaim::Created)
+    }
+
+    /// Records that `group` was used on `stream`.
+    pub fn add_group_stream(&self, group: &str, stream: &str) -> Result<(), Error> {
+        let txn = self.db.begin_write()?;
+        txn.open_table(GROUP_STREAMS)?.insert((group, stream), ())?;
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// Every recorded group as (group, creator, streams it was used on).
+    pub fn group_records(&self) -> Result<Vec<(String, String, Vec<String>)>, Error> {
+        let txn = self.db.begin_read()?;
+        let mut records: BTreeMap<String, (String, Vec<String>)> = BTreeMap::new();
+        for entry in txn.open_table(GROUP_CREATORS)?.iter()? {
+            let (group, creator) = entry?;
+            records.insert(group.value().to_string(), (creator.value().to_string(), Vec::new()));
+        }
+        for entry in txn.open_table(GROUP_STREAMS)?.iter()? {
+            let (key, _) = entry?;
+            let (group, stream) = key.value();
+            if let Some((_, streams)) = records.get_mut(group) {
+                streams.push(stream.to_string());
+            }
+        }
+        Ok(records.into_iter().map(|(group, (creator, streams))| (group, creator, streams)).collect())
     }
 }

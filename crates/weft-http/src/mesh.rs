@@ -320,11 +320,19 @@ fn target_streams(state: &AppState, target: &str) -> Result<Vec<String>, Error> 
     state.broker.stream(target).map(|stream| vec![stream.name().to_string()]).map_err(|_| product_not_found(target))
 }
 
+/// One dead letter as the listing shows it. For a reader without `unmask` (`masker`), JSON data is
+/// masked like any event; data that is not JSON cannot be masked field by field, so none of it is
+/// shown, not even as base64: `data_masked: true` and `data_bytes` (its size) instead.
 fn dead_letter_json(letter: &DeadLetter, masker: Option<&Masker>) -> Value {
-    let masked = masker.map(|m| m.mask(&letter.data));
-    let data = match serde_json::from_slice::<Value>(masked.as_deref().unwrap_or(&letter.data)) {
-        Ok(value) => json!({ "data": value }),
-        Err(_) => json!({ "data_base64": base64::engine::general_purpose::STANDARD.encode(&letter.data) }),
+    let data = match masker {
+        Some(masker) => match serde_json::from_slice::<Value>(&masker.mask(&letter.data)) {
+            Ok(value) => json!({ "data": value }),
+            Err(_) => json!({ "data_masked": true, "data_bytes": letter.data.len() }),
+        },
+        None => match serde_json::from_slice::<Value>(&letter.data) {
+            Ok(value) => json!({ "data": value }),
+            Err(_) => json!({ "data_base64": base64::engine::general_purpose::STANDARD.encode(&letter.data) }),
+        },
     };
     let mut body = json!({
         "partition": letter.partition,

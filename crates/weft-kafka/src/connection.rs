@@ -19,7 +19,8 @@
 //! Any framing or decoding error closes the connection (after answering the requests read
 //! before it), which is what Kafka does with requests it cannot parse. So does any request
 //! other than ApiVersions and the SASL ones before the connection authenticated (`sasl`),
-//! and a failed authentication, after its response.
+//! and a failed authentication, after its response. A connection whose token is revoked or
+//! expires is closed at once, idle or not, and answers no request after that.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -102,6 +103,10 @@ where
         let frame = tokio::select! {
             biased;
             _ = stop.changed() => break,
+            error = session.ended() => {
+                tracing::debug!(%peer, %error, "kafka connection's token ended; closing the connection");
+                break;
+            }
             frame = tokio::time::timeout(limits.idle, frames.recv()) => match frame {
                 Ok(Some(frame)) => frame,
                 Ok(None) => break,
@@ -261,6 +266,9 @@ pub(crate) async fn answer(context: &Context, client: &ClientAddress, session: &
         (_, None) => return Err(FrameError::NotAuthenticated(api)),
         (_, Some(caller)) => caller.clone(),
     };
+    if let Some(error) = session.token_ended() {
+        return Err(FrameError::CredentialsEnded(error.to_string()));
+    }
     let caller = &caller;
     let client_id = header.client_id.as_ref().map(|id| id.as_str().to_string()).unwrap_or_default();
     match request {
@@ -274,7 +282,7 @@ pub(crate) async fn answer(context: &Context, client: &ClientAddress, session: &
             Some(response) => respond!(response),
             None => Ok(Reply { response: None, close: false }),
         },
-        Request::Fetch(request) => respond!(fetch::fetch(context, caller, version, request).await),
+        Request::Fetch(request) => respond!(fetch::fetch(context, caller, session.token.clone(), version, request).await),
         Request::ListOffsets(request) => respond!(fetch::list_offsets(context, caller, version, request).await),
         Request::JoinGroup(request) => respond!(groups::join_group(context, caller, version, &client_id, client, request).await),
         Request::SyncGroup(request) => respond!(groups::sync_group(context, caller, request).await),

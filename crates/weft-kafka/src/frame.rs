@@ -59,6 +59,9 @@ pub enum FrameError {
     NotAuthenticated(ApiKey),
     #[error("sasl authentication failed")]
     AuthenticationFailed,
+    /// The token the connection authenticated with was revoked or has expired.
+    #[error("the connection's token can no longer be used: {0}")]
+    CredentialsEnded(String),
 }
 
 /// A decoded request body of one of the supported APIs.

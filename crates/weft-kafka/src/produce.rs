@@ -419,7 +419,7 @@ schema:
     async fn an_invalid_record_refuses_its_batch_with_record_errors() {
         let dir = tempfile::tempdir().unwrap();
         let broker = weft_core::Broker::open(dir.path(), Arc::new(weft_log::SystemClock)).unwrap();
-        let admin = Caller { principal: "admin".into(), source: "test".into() };
+        let admin = Caller::without_token("admin", "test");
         let source = weft_core::mesh::ApplySource { name: "payments.odcs.yaml".into(), text: CONTRACT.into() };
         broker.apply(vec![source], false, &admin).unwrap();
         let context = Context {

@@ -290,3 +290,58 @@ fn malformed_json_bytes_are_reported_with_their_own_code() {
     let data = compiled.validate_bytes(text.as_bytes()).unwrap();
     assert_eq!(data, good_order());
 }
+
+/// Violations are stored with dead letters and read by people who may not see classified data, so
+/// a message never quotes a classified value, anything inside one, or a value that holds one;
+/// other values are still quoted, to help the producer.
+#[test]
+fn violation_messages_never_quote_classified_values() {
+    let properties = "      - name: email
+        logicalType: string
+        classification: pii
+        logicalTypeOptions:
+          pattern: \"^[a-z]+@example\\\\.com$\"
+          format: email
+      - name: salary
+        logicalType: integer
+        classification: confidential
+        logicalTypeOptions:
+          maximum: 10
+      - name: card
+        logicalType: object
+        classification: restricted
+        properties:
+          - name: number
+            logicalType: string
+            logicalTypeOptions:
+              pattern: \"^[0-9]{16}$\"
+      - name: holder
+        logicalType: object
+        enum: [{value: {name: x}}]
+        properties:
+          - name: name
+            logicalType: string
+            classification: pii
+      - name: status
+        logicalType: string
+        enum: [{value: open}, {value: closed}]
+";
+    let text = contract_yaml(properties, "").replace("v3.1.0", "v3.2.0");
+    let compiled = CompiledContract::compile(&parse_contract(&text), "orders").expect("compiles");
+    let event = json!({
+        "email": "secret name@evil.org",
+        "salary": 123456,
+        "card": { "number": "4111-secret" },
+        "holder": { "name": "secret-holder" },
+        "status": "unknown-status",
+    });
+    let violations = compiled.validate(&event).unwrap_err();
+    let paths: Vec<&str> = violations.iter().map(|v| v.path.as_str()).collect();
+    assert_eq!(paths, ["/email", "/email", "/salary", "/card/number", "/holder", "/status"], "{violations:?}");
+    for violation in &violations[..5] {
+        assert!(violation.message.starts_with(CLASSIFIED_VALUE), "{violation:?}");
+        assert!(!violation.message.contains("secret") && !violation.message.contains("123456"), "{violation:?}");
+    }
+    assert_eq!(violations[5].message, "\"unknown-status\" is not one of the enum values");
+    assert!(violations[0].message.contains("does not match pattern"), "the rule is still named: {:?}", violations[0]);
+}

@@ -12,6 +12,7 @@ mod contracts;
 mod crash;
 mod disk_full;
 mod governance;
+mod grants;
 mod groups;
 mod implicit_products;
 mod keep_alive;
