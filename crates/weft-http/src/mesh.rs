@@ -359,11 +359,6 @@ pub async fn dead_letters(
 ) -> Result<axum::Json<Value>, ApiError> {
     let params = QueryParams::parse(raw.as_deref(), &["reason", "limit", "list", "cursor"])?;
     let limit = params.u64("limit", DEAD_LETTERS_LIST_MAX)?.unwrap_or(100) as usize;
-    if limit == 0 {
-        return Err(Error::invalid(codes::INVALID_PARAMETER, format!("limit must be a whole number from 1 to {DEAD_LETTERS_LIST_MAX}"))
-            .with_path("/limit")
-            .into());
-    }
     let listing = params.get("reason").is_some() || params.get("cursor").is_some() || matches!(params.get("list"), Some("true" | "1" | ""));
     let target_streams = target_streams(&state, &target)?;
     for stream in &target_streams {
@@ -383,6 +378,11 @@ pub async fn dead_letters(
             streams.push(json!({ "stream": stream, "total": summary.total, "moved": summary.moved, "reasons": reasons }));
         }
         return Ok(axum::Json(json!({ "target": target, "streams": streams })));
+    }
+    if limit == 0 {
+        return Err(Error::invalid(codes::INVALID_PARAMETER, format!("limit must be a whole number from 1 to {DEAD_LETTERS_LIST_MAX}"))
+            .with_path("/limit")
+            .into());
     }
     let (first_stream, mut from) = match params.get("cursor") {
         None => (0, DeadLetterCursor::default()),
