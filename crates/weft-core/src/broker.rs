@@ -9,8 +9,10 @@
 //! keys, audit), `dead_letter::DeadLetterReplay` (one replay at a time). The stateless ones
 //! are `impl Broker` blocks over the stream registry and the metadata store: `produce` (the
 //! write path), `read` (batches, offsets, times), `background` (retention and interval fsync),
-//! `dead_letter` (the dead-letter writer and listing), `catalog` and `lineage`. This file
+//! `dead_letter` (the dead-letter writer, listing and replay), `catalog` and `lineage`. This file
 //! holds the stream registry and wires the components together; no field is visible outside it.
+//! Opening also bounds the search of a dead-letter replay that a crash interrupted
+//! (`dead_letter/replay.rs`), before anything can be appended.
 //!
 //! What an implementation of this door on another engine (a replicated log cluster) must
 //! guarantee is written in ARCHITECTURE.md ("The broker's storage contract").
@@ -91,6 +93,7 @@ impl Broker {
         });
         broker.load_mesh()?;
         broker.guard.rebuild(&broker.mesh())?;
+        broker.bound_replay_intents_on_open()?;
         Ok(broker)
     }
 

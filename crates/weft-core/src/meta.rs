@@ -1,5 +1,6 @@
 //! The metadata store: stream configurations, consumer groups' committed offsets and who
-//! created each group, in one `redb` database (`<data-dir>/meta.redb`, ACID, fsync on every
+//! created each group, applied resources and contract versions, and dead-letter moves with the
+//! replay batch in flight, in one `redb` database (`<data-dir>/meta.redb`, ACID, fsync on every
 //! commit).
 //!
 //! Events never go here; only small, slowly changing state does.
@@ -20,6 +21,9 @@ const RESOURCES: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("re
 const CONTRACT_VERSIONS: TableDefinition<(&str, u32), &[u8]> = TableDefinition::new("contract_versions");
 /// (dead-letter stream, partition, offset) -> offset in the governed stream it was moved to.
 const DEAD_LETTERS_REPLAYED: TableDefinition<(&str, u32, u64), u64> = TableDefinition::new("dead_letters_replayed");
+/// Dead-letter stream -> the replay batch it was appending when last seen (`ReplayIntent` as
+/// JSON), written before the append and removed with the moves it records.
+const DEAD_LETTER_REPLAY_INTENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("dead_letter_replay_intents");
 
 /// group -> the principal that first used it (the group's creator, see `guard/groups.rs`).
 const GROUP_CREATORS: TableDefinition<&str, &str> = TableDefinition::new("group_creators");
@@ -70,6 +74,7 @@ impl MetaStore {
         txn.open_table(DEAD_LETTERS_REPLAYED)?;
         txn.open_table(GROUP_CREATORS)?;
         txn.open_table(GROUP_STREAMS)?;
+        txn.open_table(DEAD_LETTER_REPLAY_INTENTS)?;
         txn.commit()?;
         Ok(Self { db })
     }
@@ -181,20 +186,56 @@ impl MetaStore {
         Ok(versions)
     }
 
-    /// Where a dead letter was moved, if it was.
-    pub fn dead_letter_replayed(&self, dead_letter_stream: &str, partition: u32, offset: u64) -> Result<Option<u64>, Error> {
+    /// Where each dead letter was moved, if it was, in the order asked (one read transaction).
+    pub fn dead_letters_replayed(&self, dead_letter_stream: &str, letters: &[(u32, u64)]) -> Result<Vec<Option<u64>>, Error> {
         let txn = self.db.begin_read()?;
         let table = txn.open_table(DEAD_LETTERS_REPLAYED)?;
-        Ok(table.get((dead_letter_stream, partition, offset))?.map(|v| v.value()))
+        let mut replayed = Vec::with_capacity(letters.len());
+        for &(partition, offset) in letters {
+            replayed.push(table.get((dead_letter_stream, partition, offset))?.map(|v| v.value()));
+        }
+        Ok(replayed)
     }
 
-    pub fn mark_dead_letters_replayed(&self, dead_letter_stream: &str, moved: &[(u32, u64, u64)]) -> Result<(), Error> {
+    /// Records a replay batch before it is appended (`intent_json`, see `dead_letter`), so a
+    /// crash between the append and `complete_dead_letter_replay` can be resolved later.
+    pub fn put_dead_letter_replay_intent(&self, dead_letter_stream: &str, intent_json: &[u8]) -> Result<(), Error> {
+        let txn = self.db.begin_write()?;
+        txn.open_table(DEAD_LETTER_REPLAY_INTENTS)?.insert(dead_letter_stream, intent_json)?;
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// The unfinished replay batch of a dead-letter stream, if there is one.
+    pub fn dead_letter_replay_intent(&self, dead_letter_stream: &str) -> Result<Option<Vec<u8>>, Error> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(DEAD_LETTER_REPLAY_INTENTS)?;
+        Ok(table.get(dead_letter_stream)?.map(|v| v.value().to_vec()))
+    }
+
+    /// Every unfinished replay batch as (dead-letter stream, intent JSON).
+    pub fn dead_letter_replay_intents(&self) -> Result<Vec<(String, Vec<u8>)>, Error> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(DEAD_LETTER_REPLAY_INTENTS)?;
+        let mut intents = Vec::new();
+        for entry in table.iter()? {
+            let (name, json) = entry?;
+            intents.push((name.value().to_string(), json.value().to_vec()));
+        }
+        Ok(intents)
+    }
+
+    /// Records the moves of a replay batch, `(partition, offset, target offset)` each, and
+    /// removes the stream's replay intent, in one transaction: after a crash either both are
+    /// there or neither.
+    pub fn complete_dead_letter_replay(&self, dead_letter_stream: &str, moved: &[(u32, u64, u64)]) -> Result<(), Error> {
         let txn = self.db.begin_write()?;
         {
             let mut table = txn.open_table(DEAD_LETTERS_REPLAYED)?;
             for &(partition, offset, target_offset) in moved {
                 table.insert((dead_letter_stream, partition, offset), target_offset)?;
             }
+            txn.open_table(DEAD_LETTER_REPLAY_INTENTS)?.remove(dead_letter_stream)?;
         }
         txn.commit()?;
         Ok(())
