@@ -9,14 +9,22 @@ Authentication is on, as in production: after start the fixture reads the admin 
 server wrote to `<data-dir>/admin.token`; HTTP calls send it as a Bearer token, Kafka
 clients use SASL/PLAIN (`admin` / the token) over SASL_PLAINTEXT (`kafka_config`,
 `kcat_args`), and the schema registry client uses Basic auth (`registry_config`).
+
+`weft_tls` starts the server with `--tls-cert`/`--tls-key` from a certificate authority made
+for the test (`make_test_certificates`): HTTP is then HTTPS, Kafka clients use SASL_SSL, and
+every client trusts that authority only (`WeftServer.tls.ca`).
 """
 
+import datetime
+import ipaddress
 import json
 import os
 import shutil
 import socket
+import ssl
 import subprocess
 import time
+from dataclasses import dataclass
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -35,21 +43,99 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-class WeftServer:
-    """One `weft serve` process; can be killed and started again on the same data dir."""
+@dataclass
+class TestCertificates:
+    """PEM files of a certificate authority made for one test and a server certificate it signed."""
 
-    def __init__(self, data_dir: Path, log_path: Path, extra_args=()):
+    ca: Path
+    cert: Path
+    key: Path
+
+
+def make_test_certificates(directory: Path) -> TestCertificates:
+    """A CA and a server certificate for 127.0.0.1 and localhost (ECDSA P-256, valid one day),
+    written to `directory`; the key file is private to its owner, as the server expects."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    directory.mkdir(parents=True, exist_ok=True)
+    now = datetime.datetime.now(datetime.timezone.utc)
+    valid_from, valid_to = now - datetime.timedelta(minutes=5), now + datetime.timedelta(days=1)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "weft interop test ca")])
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(valid_from)
+        .not_valid_after(valid_to)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True, key_cert_sign=True, crl_sign=True, content_commitment=False,
+                key_encipherment=False, data_encipherment=False, key_agreement=False,
+                encipher_only=False, decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    server_key = ec.generate_private_key(ec.SECP256R1())
+    server = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]))
+        .issuer_name(ca_name)
+        .public_key(server_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(valid_from)
+        .not_valid_after(valid_to)
+        .add_extension(
+            x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    files = TestCertificates(ca=directory / "ca.pem", cert=directory / "server.pem", key=directory / "server.key")
+    files.ca.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    files.cert.write_bytes(server.public_bytes(serialization.Encoding.PEM))
+    files.key.write_bytes(
+        server_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    files.key.chmod(0o600)
+    return files
+
+
+class WeftServer:
+    """One `weft serve` process; can be killed and started again on the same data dir.
+    With `tls`, it serves both listeners over TLS and every client trusts `tls.ca`."""
+
+    def __init__(self, data_dir: Path, log_path: Path, extra_args=(), tls: TestCertificates = None):
         self.data_dir = data_dir
+        self.tls = tls
         self.extra_args = list(extra_args)
+        if tls is not None:
+            self.extra_args += ["--tls-cert", str(tls.cert), "--tls-key", str(tls.key)]
         self.log_path = log_path
         self.http_port = free_port()
         self.kafka_port = free_port()
+        # Clients always connect over loopback; a test may bind the Kafka listener more widely.
+        self.kafka_host = "127.0.0.1"
         self.process = None
         self.admin_token = None
+        self.ssl_context = ssl.create_default_context(cafile=str(tls.ca)) if tls is not None else None
 
     @property
     def http(self) -> str:
-        return f"http://127.0.0.1:{self.http_port}"
+        scheme = "https" if self.tls is not None else "http"
+        return f"{scheme}://127.0.0.1:{self.http_port}"
 
     @property
     def bootstrap(self) -> str:
@@ -67,7 +153,7 @@ class WeftServer:
                 "--listen",
                 f"127.0.0.1:{self.http_port}",
                 "--kafka-listen",
-                f"127.0.0.1:{self.kafka_port}",
+                f"{self.kafka_host}:{self.kafka_port}",
                 *self.extra_args,
             ],
             stdout=log,
@@ -79,7 +165,7 @@ class WeftServer:
         while True:
             assert self.process.poll() is None, f"weft exited early; see {self.log_path}"
             try:
-                with urllib.request.urlopen(f"{self.http}/healthz", timeout=1) as response:
+                with urllib.request.urlopen(f"{self.http}/healthz", timeout=1, context=self.ssl_context) as response:
                     if response.status == 200:
                         self.admin_token = (self.data_dir / "admin.token").read_text().strip()
                         return
@@ -109,30 +195,36 @@ class WeftServer:
     # Client configuration
 
     def kafka_config(self, username="admin", password=None, **extra) -> dict:
-        """confluent-kafka configuration: SASL/PLAIN as `username` (admin by default)."""
+        """confluent-kafka configuration: SASL/PLAIN as `username` (admin by default), over
+        SASL_SSL trusting the test CA when the server has TLS."""
+        tls = {"ssl.ca.location": str(self.tls.ca)} if self.tls is not None else {}
         return {
             "bootstrap.servers": self.bootstrap,
-            "security.protocol": "SASL_PLAINTEXT",
+            "security.protocol": "SASL_SSL" if self.tls is not None else "SASL_PLAINTEXT",
             "sasl.mechanism": "PLAIN",
             "sasl.username": username,
             "sasl.password": self.admin_token if password is None else password,
+            **tls,
             **extra,
         }
 
     def kcat_args(self, username="admin", password=None) -> list:
-        """kcat's broker and SASL/PLAIN arguments."""
+        """kcat's broker and SASL/PLAIN arguments (SASL_SSL with the test CA under TLS)."""
         password = self.admin_token if password is None else password
+        tls = ["-X", f"ssl.ca.location={self.tls.ca}"] if self.tls is not None else []
         return [
             "-b", self.bootstrap,
-            "-X", "security.protocol=SASL_PLAINTEXT",
+            "-X", f"security.protocol={'SASL_SSL' if self.tls is not None else 'SASL_PLAINTEXT'}",
             "-X", "sasl.mechanisms=PLAIN",
             "-X", f"sasl.username={username}",
             "-X", f"sasl.password={password}",
+            *tls,
         ]
 
     def registry_config(self, **extra) -> dict:
         """SchemaRegistryClient configuration for Weft's registry, as admin."""
-        return {"url": f"{self.http}/registry", "basic.auth.user.info": f"admin:{self.admin_token}", **extra}
+        tls = {"ssl.ca.location": str(self.tls.ca)} if self.tls is not None else {}
+        return {"url": f"{self.http}/registry", "basic.auth.user.info": f"admin:{self.admin_token}", **tls, **extra}
 
     # HTTP helpers
 
@@ -144,7 +236,7 @@ class WeftServer:
             headers["content-type"] = content_type
         req = urllib.request.Request(f"{self.http}{path}", data=data, method=method, headers=headers)
         try:
-            with urllib.request.urlopen(req, timeout=30) as response:
+            with urllib.request.urlopen(req, timeout=30, context=self.ssl_context) as response:
                 return response.status, json.loads(response.read() or b"null")
         except urllib.error.HTTPError as error:
             return error.code, json.loads(error.read() or b"null")
@@ -195,6 +287,15 @@ def weft(tmp_path):
 def weft_auth_off(tmp_path):
     """A server started with `--auth off`: plaintext Kafka clients are accepted as admin."""
     server = WeftServer(tmp_path / "data-auth-off", tmp_path / "weft-auth-off.log", extra_args=["--auth", "off"])
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def weft_tls(tmp_path):
+    """A server with TLS on both listeners, from a CA made for this test; authentication on."""
+    server = WeftServer(tmp_path / "data-tls", tmp_path / "weft-tls.log", tls=make_test_certificates(tmp_path / "tls"))
     server.start()
     yield server
     server.stop()

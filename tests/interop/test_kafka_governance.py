@@ -1,6 +1,6 @@
 """Governance on the Kafka listener with real clients: SASL/PLAIN authentication,
 authorization, contract validation with dead letters, masking, the registry's serializers
-and `datacontract test`.
+and `datacontract test` (over SASL_SSL, with credentials).
 
 Each test names the property it proves. The mesh: domain `shop` owned by `alice`, whose
 product publishes `shop.payments.v1` under a contract that requires `payment_id` and a
@@ -9,6 +9,8 @@ not unmask; `bob` owns nothing; `admin` may do everything.
 """
 
 import json
+import os
+import shutil
 import socket
 import struct
 import subprocess
@@ -225,30 +227,56 @@ def test_the_json_schema_serializer_produces_to_a_governed_stream_end_to_end(wef
     assert [err.code() for err, _ in reports] == [KAFKA_INVALID_RECORD]
 
 
-def test_datacontract_test_passes_on_data_the_broker_let_in(weft_auth_off, tmp_path):
-    """`datacontract test` reads the topic through Weft's Kafka listener and checks it against
-    the contract. Invalid data cannot get in (the broker refuses it, shown here first), so the
-    run passes. datacontract-cli turns SASL credentials into SASL_SSL and Weft has no TLS,
-    so this runs against `--auth off`, where plaintext clients are admin."""
+SYSTEM_TRUST_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
+
+
+def system_trust_including(ca: Path, tmp_path: Path) -> list:
+    """A command prefix that runs a program in its own mount namespace, where the system CA
+    bundle (Debian's, the one librdkafka finds first) also holds `ca`. Nothing outside that
+    process sees the change. Needs root and util-linux's `unshare`; skips otherwise."""
+    if os.geteuid() != 0 or shutil.which("unshare") is None or not SYSTEM_TRUST_BUNDLE.exists():
+        pytest.skip("trusting the test CA system-wide for one process needs root, unshare and the ca-certificates bundle")
+    bundle = tmp_path / "system-trust-with-test-ca.pem"
+    bundle.write_bytes(SYSTEM_TRUST_BUNDLE.read_bytes() + b"\n" + ca.read_bytes())
+    mount_then_run = 'mount --bind "$0" "$1" && shift && exec "$@"'
+    return ["unshare", "--mount", "--propagation", "private", "sh", "-c", mount_then_run, str(bundle), str(SYSTEM_TRUST_BUNDLE)]
+
+
+def test_datacontract_test_authenticates_over_sasl_ssl_and_passes_on_data_the_broker_let_in(weft_tls, tmp_path):
+    """`datacontract test` reads the topic through Weft's Kafka listener, with credentials, and
+    checks it against the contract. Invalid data cannot get in (the broker refuses it, shown
+    here first), so the run passes.
+
+    datacontract-cli turns SASL credentials (`DATACONTRACT_KAFKA_SASL_USERNAME`, `..._PASSWORD`)
+    into `security.protocol=SASL_SSL` and has no setting for a CA file, so it trusts what the
+    machine trusts: the wheel's librdkafka, without `ssl.ca.location`, loads the first system
+    bundle it finds and ignores `SSL_CERT_FILE`. An operator adds their CA to the system store;
+    the test does the same for the datacontract process only (`system_trust_including`). The
+    reader is `alice`, the owner, not admin: the listener authorizes it like any other client."""
     datacontract = Path(sys.executable).parent / "datacontract"
     if not datacontract.exists():
         pytest.skip("datacontract-cli is not installed (scripts/install-interop-deps)")
-    weft = weft_auth_off
-    contract = CONTRACT.format(bootstrap=weft.bootstrap)
-    weft.apply(MESH.format(contract=contract))
-    plain = {"bootstrap.servers": weft.bootstrap}
+    trusting = system_trust_including(weft_tls.tls.ca, tmp_path)
+    weft = weft_tls
+    tokens = governed(weft)
+    alice = weft.kafka_config(username="alice", password=tokens["alice"])
     good = [json.dumps({"payment_id": f"p-{i}", "amount": i * 1.5}).encode() for i in range(20)]
-    assert [err for err, _ in produce_reports(plain, STREAM, good)] == [None] * 20
+    assert [err for err, _ in produce_reports(alice, STREAM, good)] == [None] * 20
     bad = [b'{"payment_id":"p-x"}', b'{"payment_id":"p-y","amount":"lots"}', b"not json"]
     for value in bad:
-        reports = produce_reports(plain, STREAM, [value])
+        reports = produce_reports(alice, STREAM, [value])
         assert [err.code() for err, _ in reports] == [KAFKA_INVALID_RECORD], value
     contract_path = tmp_path / "payments.odcs.yaml"
-    contract_path.write_text(contract)
+    contract_path.write_text(CONTRACT.format(bootstrap=weft.bootstrap))
+    credentials = {"DATACONTRACT_KAFKA_SASL_USERNAME": "alice", "DATACONTRACT_KAFKA_SASL_PASSWORD": tokens["alice"]}
     result = subprocess.run(
-        [str(datacontract), "test", str(contract_path)], capture_output=True, text=True, timeout=180
+        [*trusting, str(datacontract), "test", str(contract_path)],
+        capture_output=True, text=True, timeout=180, env={**os.environ, **credentials},
     )
     assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"
     assert "passed" in result.stdout.lower(), result.stdout
     status, reply = weft.request("GET", f"/api/v1/streams/{STREAM}/dead-letters")
     assert reply["streams"][0]["total"] == 3, reply
+    status, audit = weft.request("GET", "/api/v1/audit?decision=auth_failure")
+    assert status == 200 and audit["entries"] == [], audit
+

@@ -348,7 +348,8 @@ impl Compiler {
                 rules.extend(per_event);
             }
         }
-        Ok(ValueNode { shape, allowed_values, rules })
+        let holds_classified = shape.holds_classified();
+        Ok(ValueNode { shape, allowed_values, rules, classified: property.classification.is_some(), holds_classified })
     }
 }
 

@@ -78,6 +78,32 @@ pub(crate) struct ValueNode {
     /// v3.2 `enum` values.
     pub allowed_values: Option<Vec<Value>>,
     pub rules: Vec<EventRule>,
+    /// The property carries a `classification`: violation messages never quote its value, nor
+    /// anything inside it.
+    pub classified: bool,
+    /// Some property inside this value carries a `classification`, so quoting the value whole
+    /// would quote it too.
+    pub holds_classified: bool,
+}
+
+impl ValueNode {
+    /// Is this value, or anything inside it, classified?
+    pub(crate) fn is_or_holds_classified(&self) -> bool {
+        self.classified || self.holds_classified
+    }
+}
+
+impl Shape {
+    /// Does a value of this shape hold a classified property (an object's property, an array's
+    /// items, a map's keys or values)?
+    pub(crate) fn holds_classified(&self) -> bool {
+        match self {
+            Shape::Object(object) => object.properties.iter().any(|p| p.node.is_or_holds_classified()),
+            Shape::Array(array) => array.items.as_ref().is_some_and(|items| items.is_or_holds_classified()),
+            Shape::Map(map) => [&map.key, &map.value].into_iter().flatten().any(|node| node.is_or_holds_classified()),
+            _ => false,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]

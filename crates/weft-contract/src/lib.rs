@@ -96,7 +96,7 @@ pub use parse::{Document, ODCS_API_VERSIONS, ODPS_API_VERSIONS, WEFT_API_VERSION
 pub use product::*;
 pub use scan::scan_json;
 pub use settings::{FsyncPolicy, StreamSettings, WEFT_KEYS};
-pub use validate::{Violation, violation};
+pub use validate::{CLASSIFIED_VALUE, Violation, violation};
 
 /// Limits this crate enforces. Over a limit is a clear error, never unbounded work.
 pub mod limits {

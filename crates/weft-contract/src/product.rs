@@ -6,7 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{AuthoritativeDefinition, CustomProperty, Description, SupportItem, Team};
+use crate::model::{AuthoritativeDefinition, CustomProperty, DataContract, Description, SupportItem, Team};
 
 /// ODPS v1.0.0 `kind: DataProduct`.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -44,6 +44,46 @@ pub struct DataProduct {
     pub team: Option<Team>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub product_created_ts: Option<String>,
+}
+
+impl DataProduct {
+    /// The data product a contract stands for when no ODPS product publishes it: the
+    /// contract's id, name, version, domain, description, tags, support and team, and one
+    /// output port, the contract itself. "A contract alone is enough to get a governed stream";
+    /// this makes that stream a product in the catalog and for policies too.
+    pub fn implicit_for(contract: &DataContract) -> Self {
+        Self {
+            api_version: "v1.0.0".to_string(),
+            kind: "DataProduct".to_string(),
+            id: contract.id.clone(),
+            status: contract.status.clone().unwrap_or_else(|| "active".to_string()),
+            name: contract.name.clone(),
+            version: Some(contract.version.clone()),
+            domain: contract.domain.clone(),
+            tenant: contract.tenant.clone(),
+            description: contract.description.clone(),
+            tags: contract.tags.clone(),
+            authoritative_definitions: Vec::new(),
+            custom_properties: Vec::new(),
+            input_ports: Vec::new(),
+            output_ports: vec![OutputPort {
+                name: contract.name.clone().unwrap_or_else(|| contract.id.clone()),
+                version: contract.version.clone(),
+                contract_id: Some(contract.id.clone()),
+                port_type: None,
+                description: None,
+                sbom: Vec::new(),
+                input_contracts: Vec::new(),
+                tags: Vec::new(),
+                custom_properties: Vec::new(),
+                authoritative_definitions: Vec::new(),
+            }],
+            management_ports: Vec::new(),
+            support: contract.support.clone(),
+            team: contract.team.clone(),
+            product_created_ts: None,
+        }
+    }
 }
 
 /// An input port: a contract (by ODCS `id` and `version`) this product consumes.

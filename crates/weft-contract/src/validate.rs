@@ -7,6 +7,11 @@
 //!
 //! Semantics follow `datacontract export jsonschema`: a `required` property must be present and
 //! non-null; any other property may be absent or null; other checks apply to non-null values.
+//!
+//! Messages quote the offending value (cut to `MESSAGE_VALUE_CHARS_MAX` characters) to help the
+//! producer, except the value of a property with a `classification`, anything inside one, and a
+//! value that holds one: those read [`CLASSIFIED_VALUE`] instead. Violations are stored with dead
+//! letters and shown to whoever may read them, who may not be allowed to see classified data.
 
 use std::borrow::Cow;
 
@@ -57,6 +62,9 @@ pub mod violation {
     pub const TOO_MANY_VIOLATIONS: &str = "event.too_many_violations";
 }
 
+/// What a message says in place of a classified value.
+pub const CLASSIFIED_VALUE: &str = "a classified value";
+
 /// One reason an event does not satisfy its contract.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Violation {
@@ -78,7 +86,7 @@ impl CompiledContract {
 
     /// As [`validate`](Self::validate), for a parsed [`Doc`].
     pub fn validate_doc(&self, data: &Doc<'_>) -> Result<(), Vec<Violation>> {
-        let mut walk = Walk { path: String::new(), violations: Vec::new() };
+        let mut walk = Walk { path: String::new(), violations: Vec::new(), n_classified_open: 0 };
         match data {
             Doc::Object(pairs) => walk.object(&self.root, pairs),
             other => walk.push(violation::TYPE_MISMATCH, format!("expected object, found {}", json_type_name(other))),
@@ -116,9 +124,27 @@ struct Walk {
     /// Pointer to the value being checked; tokens are pushed and truncated as the walk goes.
     path: String,
     violations: Vec<Violation>,
+    /// Classified values the walk is inside of; while it is not zero, no value is quoted.
+    n_classified_open: usize,
 }
 
 impl Walk {
+    /// `value` as a message may quote it: cut short, or [`CLASSIFIED_VALUE`] inside a classified
+    /// value or when it holds one.
+    fn quote(&self, node: &ValueNode, value: &Doc<'_>) -> String {
+        if self.n_classified_open > 0 || node.holds_classified { CLASSIFIED_VALUE.to_owned() } else { short(value) }
+    }
+
+    /// A string value, as [`Walk::quote`]; only called inside a node's own checks.
+    fn quote_str(&self, text: &str) -> String {
+        if self.n_classified_open > 0 { CLASSIFIED_VALUE.to_owned() } else { short_str(text) }
+    }
+
+    /// A number, as [`Walk::quote`].
+    fn quote_number(&self, n: &serde_json::Number) -> String {
+        if self.n_classified_open > 0 { CLASSIFIED_VALUE.to_owned() } else { n.to_string() }
+    }
+
     fn full(&self) -> bool {
         self.violations.len() >= VIOLATIONS_PER_EVENT_MAX
     }
@@ -207,32 +233,48 @@ impl Walk {
     }
 
     fn value(&mut self, node: &ValueNode, value: &Doc<'_>) {
+        if node.classified {
+            self.n_classified_open += 1;
+        }
+        self.value_checks(node, value);
+        if node.classified {
+            self.n_classified_open -= 1;
+        }
+    }
+
+    fn value_checks(&mut self, node: &ValueNode, value: &Doc<'_>) {
         if !self.shape(&node.shape, value) {
             return;
         }
         if let Some(allowed_values) = &node.allowed_values
             && !allowed_values.iter().any(|allowed| json_equal(allowed, value))
         {
-            self.push(violation::NOT_VALID_VALUE, format!("{} is not one of the enum values", short(value)));
+            self.push(violation::NOT_VALID_VALUE, format!("{} is not one of the enum values", self.quote(node, value)));
         }
         for rule in &node.rules {
             match rule {
                 EventRule::NotNull => {}
                 EventRule::NotMissing { missing_values } => {
                     if missing_values.iter().any(|missing| json_equal(missing, value)) {
-                        self.push(violation::MISSING_VALUE, format!("{} counts as missing under the missingValues rule", short(value)));
+                        self.push(
+                            violation::MISSING_VALUE,
+                            format!("{} counts as missing under the missingValues rule", self.quote(node, value)),
+                        );
                     }
                 }
                 EventRule::ValidValues { valid_values } => {
                     if !valid_values.iter().any(|valid| json_equal(valid, value)) {
-                        self.push(violation::NOT_VALID_VALUE, format!("{} is not one of the valid values", short(value)));
+                        self.push(violation::NOT_VALID_VALUE, format!("{} is not one of the valid values", self.quote(node, value)));
                     }
                 }
                 EventRule::Pattern { regex } => {
                     if let Doc::String(text) = value
                         && !regex.is_match(text)
                     {
-                        self.push(violation::PATTERN_MISMATCH, format!("{} does not match pattern `{}`", short(value), regex.as_str()));
+                        self.push(
+                            violation::PATTERN_MISMATCH,
+                            format!("{} does not match pattern `{}`", self.quote(node, value), regex.as_str()),
+                        );
                     }
                 }
             }
@@ -310,12 +352,12 @@ impl Walk {
         if let Some(pattern) = &shape.pattern
             && !pattern.is_match(text)
         {
-            self.push(violation::PATTERN_MISMATCH, format!("{} does not match pattern `{}`", short_str(text), pattern.as_str()));
+            self.push(violation::PATTERN_MISMATCH, format!("{} does not match pattern `{}`", self.quote_str(text), pattern.as_str()));
         }
         if let Some(format) = shape.format
             && !format.matches(text)
         {
-            self.push(violation::FORMAT_INVALID, format!("{} is not a valid {}", short_str(text), format.name()));
+            self.push(violation::FORMAT_INVALID, format!("{} is not a valid {}", self.quote_str(text), format.name()));
         }
     }
 
@@ -328,40 +370,40 @@ impl Walk {
                 None => n.as_f64().is_some_and(|f| f >= min as f64 && f <= max as f64),
             };
             if !in_range {
-                self.push(violation::OUT_OF_RANGE, format!("{n} is outside the integer format range {min} to {max}"));
+                self.push(violation::OUT_OF_RANGE, format!("{} is outside the integer format range {min} to {max}", self.quote_number(n)));
             }
         }
         let Some(v) = n.as_f64() else {
             return;
         };
         if shape.float32 && v.is_finite() && v.abs() > f64::from(f32::MAX) {
-            self.push(violation::OUT_OF_RANGE, format!("{n} does not fit in an f32"));
+            self.push(violation::OUT_OF_RANGE, format!("{} does not fit in an f32", self.quote_number(n)));
         }
         if let Some(min) = shape.minimum
             && v < min
         {
-            self.push(violation::OUT_OF_RANGE, format!("{n} is below minimum {min}"));
+            self.push(violation::OUT_OF_RANGE, format!("{} is below minimum {min}", self.quote_number(n)));
         }
         if let Some(max) = shape.maximum
             && v > max
         {
-            self.push(violation::OUT_OF_RANGE, format!("{n} is above maximum {max}"));
+            self.push(violation::OUT_OF_RANGE, format!("{} is above maximum {max}", self.quote_number(n)));
         }
         if let Some(min) = shape.exclusive_minimum
             && v <= min
         {
-            self.push(violation::OUT_OF_RANGE, format!("{n} is not above exclusiveMinimum {min}"));
+            self.push(violation::OUT_OF_RANGE, format!("{} is not above exclusiveMinimum {min}", self.quote_number(n)));
         }
         if let Some(max) = shape.exclusive_maximum
             && v >= max
         {
-            self.push(violation::OUT_OF_RANGE, format!("{n} is not below exclusiveMaximum {max}"));
+            self.push(violation::OUT_OF_RANGE, format!("{} is not below exclusiveMaximum {max}", self.quote_number(n)));
         }
         if let Some(multiple_of) = shape.multiple_of {
             let quotient = v / multiple_of;
             // Tolerates binary rounding: 0.3 is a multiple of 0.1.
             if (quotient - quotient.round()).abs() > 1e-9 * quotient.abs().max(1.0) {
-                self.push(violation::NOT_MULTIPLE_OF, format!("{n} is not a multiple of {multiple_of}"));
+                self.push(violation::NOT_MULTIPLE_OF, format!("{} is not a multiple of {multiple_of}", self.quote_number(n)));
             }
         }
     }
@@ -373,7 +415,7 @@ impl Walk {
                 crate::temporal::TemporalKind::Timestamp => "timestamp",
                 crate::temporal::TemporalKind::Time => "time",
             };
-            self.push(violation::FORMAT_INVALID, format!("{} is not a valid {kind}", short_str(text)));
+            self.push(violation::FORMAT_INVALID, format!("{} is not a valid {kind}", self.quote_str(text)));
             return;
         };
         let key = parts.order_key();
@@ -393,7 +435,7 @@ impl Walk {
         ];
         for (bound, label, broken) in checks {
             if let (Some((_, bound_text)), true) = (bound, broken) {
-                self.push(violation::OUT_OF_RANGE, format!("{} is {label} {bound_text}", short_str(text)));
+                self.push(violation::OUT_OF_RANGE, format!("{} is {label} {bound_text}", self.quote_str(text)));
             }
         }
     }

@@ -2,11 +2,17 @@
 //! groups, the applied mesh and the guard, and is the one door every edge (HTTP, Kafka, the
 //! binary's tools) goes through to storage.
 //!
-//! Its work lives in components, each in its own module with its own `impl Broker` block and
-//! no fields of its own: `produce` (the write path), `read` (batches, offsets, times),
-//! `background` (retention and interval fsync), `dead_letter` (the dead-letter writer, listing
-//! and replay), `mesh` (apply), `guard` (authentication, authorization, masking, audit),
-//! `catalog` and `lineage`. This file holds the state they share and the stream registry.
+//! Its work lives in components, each in its own module. Components with state of their own
+//! own it in a private struct the broker holds and reaches only through that struct's methods:
+//! `mesh::AppliedMesh` (the applied mesh, its search index, the apply lock),
+//! `group::GroupCoordinator` (consumer groups), `guard::Guard` (identity, policies, masking
+//! keys, audit), `dead_letter::DeadLetterReplay` (one replay at a time). The stateless ones
+//! are `impl Broker` blocks over the stream registry and the metadata store: `produce` (the
+//! write path), `read` (batches, offsets, times), `background` (retention and interval fsync),
+//! `dead_letter` (the dead-letter writer, listing and replay), `catalog` and `lineage`. This file
+//! holds the stream registry and wires the components together; no field is visible outside it.
+//! Opening also bounds the search of a dead-letter replay that a crash interrupted
+//! (`dead_letter/replay.rs`), before anything can be appended.
 //!
 //! What an implementation of this door on another engine (a replicated log cluster) must
 //! guarantee is written in ARCHITECTURE.md ("The broker's storage contract").
@@ -20,8 +26,8 @@ use weft_log::Clock;
 
 use crate::error::{Error, Kind, codes};
 use crate::group::GroupCoordinator;
-use crate::mesh::MeshState;
-use crate::meta::MetaStore;
+use crate::mesh::{AppliedMesh, MeshState};
+use crate::meta::{MetaStore, MetaWrite};
 use crate::schema_registry::SchemaRegistryPort;
 use crate::stream::{Stream, StreamConfig};
 
@@ -44,17 +50,16 @@ pub struct Broker {
     data_dir: PathBuf,
     meta: Arc<MetaStore>,
     streams: RwLock<BTreeMap<String, Arc<Stream>>>,
+    stream_creation: std::sync::Mutex<()>,
     clock: Arc<dyn Clock>,
     groups: GroupCoordinator,
     event_bytes_max: usize,
     /// How far ahead of the clock an event time may be, in ms; negative means unlimited.
     max_future_time_ms: AtomicI64,
-    pub(crate) mesh: RwLock<MeshState>,
-    pub(crate) apply_lock: std::sync::Mutex<()>,
+    mesh: AppliedMesh,
     schema_registry: RwLock<Option<Arc<dyn SchemaRegistryPort>>>,
-    pub(crate) replay_lock: tokio::sync::Mutex<()>,
+    dead_letter_replay: crate::dead_letter::DeadLetterReplay,
     closing: tokio::sync::watch::Sender<bool>,
-    pub(crate) search_index: RwLock<Arc<crate::catalog::SearchIndex>>,
     guard: crate::guard::Guard,
 }
 
@@ -81,7 +86,7 @@ impl Broker {
             streams.insert(name, Arc::new(stream));
         }
         let groups = GroupCoordinator::new(Arc::clone(&meta), Arc::clone(&clock));
-        let (guard, admin_token) = crate::guard::Guard::open(data_dir, Arc::clone(&clock))?;
+        let (guard, admin_token) = crate::guard::Guard::open(data_dir, Arc::clone(&clock), &meta)?;
         if let Some(path) = admin_token {
             tracing::info!(token_file = %path.display(), "created the admin principal; its token is in the token file (mode 0600)");
         }
@@ -89,20 +94,20 @@ impl Broker {
             data_dir: data_dir.to_path_buf(),
             meta,
             streams: RwLock::new(streams),
+            stream_creation: std::sync::Mutex::new(()),
             clock,
             groups,
             event_bytes_max: EVENT_BYTES_MAX_DEFAULT,
             max_future_time_ms: AtomicI64::new(EVENT_FUTURE_TIME_MS_MAX_DEFAULT),
-            mesh: RwLock::new(MeshState::default()),
-            apply_lock: std::sync::Mutex::new(()),
+            mesh: AppliedMesh::default(),
             schema_registry: RwLock::new(None),
-            replay_lock: tokio::sync::Mutex::new(()),
+            dead_letter_replay: crate::dead_letter::DeadLetterReplay::default(),
             closing: tokio::sync::watch::Sender::new(false),
-            search_index: RwLock::new(Arc::default()),
             guard,
         });
         broker.load_mesh()?;
         broker.guard.rebuild(&broker.mesh())?;
+        broker.bound_replay_intents_on_open()?;
         Ok(broker)
     }
 
@@ -122,9 +127,20 @@ impl Broker {
         let _ = receiver.wait_for(|closing| *closing).await;
     }
 
-    /// A snapshot of the applied mesh (domains, products, contracts, policies).
-    pub fn mesh(&self) -> MeshState {
-        self.mesh.read().unwrap_or_else(|poison| poison.into_inner()).clone()
+    /// A snapshot of the applied mesh (domains, products, contracts, policies): shared, so
+    /// taking one costs a reference count, not a copy.
+    pub fn mesh(&self) -> Arc<MeshState> {
+        self.mesh.current()
+    }
+
+    /// The mesh component (applied state, search index, apply lock).
+    pub(crate) fn applied_mesh(&self) -> &AppliedMesh {
+        &self.mesh
+    }
+
+    /// The dead-letter replay component.
+    pub(crate) fn dead_letter_replay(&self) -> &crate::dead_letter::DeadLetterReplay {
+        &self.dead_letter_replay
     }
 
     /// Connects the schema registry: applied contracts register their schemas there, and
@@ -175,27 +191,63 @@ impl Broker {
     }
 
     /// Creates a stream; refuses a name that exists.
-    pub fn create_stream(&self, mut config: StreamConfig) -> Result<Arc<Stream>, Error> {
+    pub fn create_stream(&self, config: StreamConfig) -> Result<Arc<Stream>, Error> {
+        let _creating = self.lock_stream_creation();
+        let prepared = self.prepare_stream(config)?;
+        let stream = Arc::clone(&prepared.stream);
+        self.register_streams(vec![prepared], Vec::new())?;
+        Ok(stream)
+    }
+
+    /// Held from `prepare_stream` to `register_streams`, so two creations of one name never open
+    /// the same files (the second one's recovery could cut the first one's writes).
+    pub(crate) fn lock_stream_creation(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.stream_creation.lock().unwrap_or_else(|poison| poison.into_inner())
+    }
+
+    /// Opens a new stream's files without making it visible: nobody can write to it until
+    /// `register_streams` records it (possibly with governance attached first). The caller
+    /// holds `lock_stream_creation`.
+    pub(crate) fn prepare_stream(&self, mut config: StreamConfig) -> Result<PreparedStream, Error> {
         config.created_at_ms = self.clock.now_ms();
         config.check()?;
+        self.check_stream_name_free(&config.name, 1)?;
+        let stream = Arc::new(Stream::open(&self.data_dir.join("streams"), config.clone(), Arc::clone(&self.clock))?);
+        let json = serde_json::to_vec(&config).map_err(|error| Error::internal(error.to_string()))?;
+        Ok(PreparedStream { stream, json })
+    }
+
+    /// Records prepared streams together with `writes` in one metadata transaction, then makes
+    /// the streams visible: after a crash either all of them and the writes are there, or none.
+    pub(crate) fn register_streams(&self, prepared: Vec<PreparedStream>, mut writes: Vec<MetaWrite>) -> Result<(), Error> {
         let mut streams = self.streams.write().unwrap_or_else(|poison| poison.into_inner());
-        if streams.contains_key(&config.name) {
-            return Err(Error::new(
-                Kind::Conflict,
-                codes::STREAM_ALREADY_EXISTS,
-                format!("stream {:?} already exists", crate::stream::truncate_for_message(&config.name)),
-            )
-            .with_path("/name"));
+        for (idx, candidate) in prepared.iter().enumerate() {
+            if streams.contains_key(candidate.stream.name()) || prepared[..idx].iter().any(|p| p.stream.name() == candidate.stream.name()) {
+                return Err(stream_exists(candidate.stream.name()));
+            }
         }
-        if streams.len() >= STREAMS_MAX {
+        if streams.len() + prepared.len() > STREAMS_MAX {
             return Err(Error::new(Kind::Conflict, codes::STREAM_LIMIT_REACHED, format!("a broker holds at most {STREAMS_MAX} streams")));
         }
-        let stream = Arc::new(Stream::open(&self.data_dir.join("streams"), config.clone(), Arc::clone(&self.clock))?);
-        let config_json = serde_json::to_vec(&config).map_err(|error| Error::internal(error.to_string()))?;
-        self.meta.put_stream(&config.name, &config_json)?;
-        streams.insert(config.name.clone(), Arc::clone(&stream));
-        tracing::info!(stream = %config.name, partitions = config.partitions, fsync = %config.fsync, "stream created");
-        Ok(stream)
+        writes.extend(prepared.iter().map(|p| MetaWrite::Stream { name: p.stream.name().to_string(), json: p.json.clone() }));
+        self.meta.write_all(&writes)?;
+        for PreparedStream { stream, .. } in prepared {
+            let config = stream.config();
+            tracing::info!(stream = %config.name, partitions = config.partitions, fsync = %config.fsync, "stream created");
+            streams.insert(config.name.clone(), stream);
+        }
+        Ok(())
+    }
+
+    fn check_stream_name_free(&self, name: &str, n_new: usize) -> Result<(), Error> {
+        let streams = self.streams.read().unwrap_or_else(|poison| poison.into_inner());
+        if streams.contains_key(name) {
+            return Err(stream_exists(name));
+        }
+        if streams.len() + n_new > STREAMS_MAX {
+            return Err(Error::new(Kind::Conflict, codes::STREAM_LIMIT_REACHED, format!("a broker holds at most {STREAMS_MAX} streams")));
+        }
+        Ok(())
     }
 
     pub fn stream(&self, name: &str) -> Result<Arc<Stream>, Error> {
@@ -212,4 +264,19 @@ impl Broker {
     pub fn streams(&self) -> Vec<Arc<Stream>> {
         self.streams.read().unwrap_or_else(|poison| poison.into_inner()).values().cloned().collect()
     }
+}
+
+/// A stream whose files are open but which nobody can see yet (`Broker::prepare_stream`).
+pub(crate) struct PreparedStream {
+    pub(crate) stream: Arc<Stream>,
+    json: Vec<u8>,
+}
+
+fn stream_exists(name: &str) -> Error {
+    Error::new(
+        Kind::Conflict,
+        codes::STREAM_ALREADY_EXISTS,
+        format!("stream {:?} already exists", crate::stream::truncate_for_message(name)),
+    )
+    .with_path("/name")
 }

@@ -217,7 +217,7 @@ impl SearchIndex {
             }
             documents.push(document);
         }
-        for product in mesh.products.values() {
+        for product in mesh.catalog_products() {
             documents.push(product_document(mesh, product));
         }
         for versions in mesh.contracts.values() {
@@ -488,15 +488,9 @@ fn classifications_of(properties: &[SchemaProperty]) -> BTreeSet<String> {
 }
 
 impl crate::broker::Broker {
-    /// The search index of the mesh as last applied.
+    /// The search index of the mesh as last applied (rebuilt with every apply).
     pub fn search_index(&self) -> std::sync::Arc<SearchIndex> {
-        self.search_index.read().unwrap_or_else(|poison| poison.into_inner()).clone()
-    }
-
-    /// Rebuilds the search index from the applied mesh (after every apply and at start-up).
-    pub(crate) fn rebuild_search_index(&self) {
-        let index = std::sync::Arc::new(SearchIndex::build(&self.mesh()));
-        *self.search_index.write().unwrap_or_else(|poison| poison.into_inner()) = index;
+        self.applied_mesh().search_index()
     }
 }
 

@@ -3,9 +3,20 @@
 //! A dead-letter record's value is the original data, unchanged; its headers are the
 //! original CloudEvents attributes (`ce_*`) plus `weft_dlq_*` headers with the reason code,
 //! every violation (code, JSON pointer, message), the contract id and version, the producer
-//! and the time. Replay re-validates each dead letter against the stream's current contract
-//! and moves those that pass into the stream; the metadata store remembers every move, so a
-//! dead letter is never moved twice.
+//! and the time. This file is the one writer of that layout (`DeadLetterBatch`), and its
+//! readers: the listing walks the dead-letter stream from a `DeadLetterCursor` one page at a
+//! time, and the summary walks all of it keeping only counts and a few examples per reason,
+//! so neither holds the whole stream in memory and neither stops at a horizon.
+//! Replay, which moves the letters that now pass into the stream exactly once even across a
+//! crash, is `dead_letter/replay.rs`.
+//!
+//! Limits: `DEAD_LETTERS_PAGE_MAX` letters and `DEAD_LETTERS_PAGE_BYTES_MAX` bytes of data per
+//! page, `DEAD_LETTERS_PAGE_SCAN_MAX` letters examined per page (a page filtered by reason may
+//! hold fewer letters than asked, and its cursor says where to go on),
+//! `DEAD_LETTERS_READ_BYTES` read from the log at a time, `EXAMPLES_PER_REASON_MAX` examples
+//! per reason in a summary, and, for replay, `REPLAY_LETTERS_PER_STEP_MAX`.
+
+mod replay;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -119,18 +130,37 @@ impl DeadLetterBatch {
     }
 }
 
-/// Most dead letters one listing or replay reads.
-pub const DEAD_LETTERS_SCAN_MAX: usize = 100_000;
-/// Bytes read from the dead-letter stream at a time while scanning it.
+/// Most dead letters one page of a listing holds.
+pub const DEAD_LETTERS_PAGE_MAX: usize = 1_000;
+/// Most bytes of dead-letter data one page holds (a page always holds at least one letter, so
+/// a listing never stalls on a letter larger than this).
+pub const DEAD_LETTERS_PAGE_BYTES_MAX: usize = 16 * 1024 * 1024;
+/// Most dead letters one page examines: a page filtered by reason stops here even if it found
+/// fewer letters than asked, so one request never scans the whole stream.
+pub const DEAD_LETTERS_PAGE_SCAN_MAX: usize = 10_000;
+/// Bytes read from the dead-letter stream at a time while walking it.
 const DEAD_LETTERS_READ_BYTES: usize = 1024 * 1024;
-/// Producer recorded for dead letters that a replay moved back into their stream.
-pub const REPLAY_PRODUCER: &str = "weft:dead-letter-replay";
 /// Examples kept per reason in a summary.
 pub const EXAMPLES_PER_REASON_MAX: usize = 3;
 
-/// A partition's batch of replayed events: the builder, the (partition, offset) of each dead
-/// letter it carries, and whether every value is JSON text as stored (`json_checked`).
-type ReplayBatch = (BatchBuilder, Vec<(u32, u64)>, bool);
+pub(crate) use replay::DeadLetterReplay;
+pub use replay::{REPLAY_LETTERS_PER_STEP_MAX, REPLAY_PRODUCER, REPLAYED_FROM_HEADER, ReplayOutcome};
+
+/// A position in a dead-letter stream: a walk from it visits the letters at or after `offset`
+/// in `partition`, then every later partition from its start. The default is the beginning.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct DeadLetterCursor {
+    pub partition: u32,
+    pub offset: u64,
+}
+
+/// One page of a listing: the letters, and where the next page starts (`None`: there is no
+/// letter after this page).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeadLetterPage {
+    pub letters: Vec<DeadLetter>,
+    pub next: Option<DeadLetterCursor>,
+}
 
 /// One dead letter, decoded.
 #[derive(Debug, Clone, PartialEq)]
@@ -185,6 +215,11 @@ impl DeadLetter {
             replayed_to: None,
         }
     }
+
+    /// The position just after this letter, where a walk that consumed it goes on.
+    pub fn cursor_after(&self) -> DeadLetterCursor {
+        DeadLetterCursor { partition: self.partition, offset: self.offset + 1 }
+    }
 }
 
 /// Dead letters of one reason, counted, with a few examples.
@@ -195,14 +230,13 @@ pub struct ReasonSummary {
     pub examples: Vec<DeadLetter>,
 }
 
-/// The outcome of a replay.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ReplayOutcome {
+/// Every dead letter of a stream, counted: how many there are, how many a replay has moved,
+/// and the counts per reason, most frequent first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeadLetterSummary {
+    pub total: u64,
     pub moved: u64,
-    pub still_failing: u64,
-    pub already_moved: u64,
-    /// Still-failing counts per reason code under the current contract.
-    pub failing_reasons: BTreeMap<String, u64>,
+    pub reasons: Vec<ReasonSummary>,
 }
 
 impl Broker {
@@ -220,109 +254,141 @@ impl Broker {
         Ok((Arc::clone(&stream), self.stream(&governance.dead_letter_stream)?))
     }
 
-    /// Reads dead letters of a governed stream, oldest first, at most `limit`, optionally of one reason.
-    pub async fn dead_letters(&self, stream_name: &str, reason: Option<&str>, limit: usize) -> Result<Vec<DeadLetter>, Error> {
+    /// One page of a governed stream's dead letters from `from`, oldest first, at most `limit`
+    /// (and at most `DEAD_LETTERS_PAGE_MAX`), optionally of one reason. Follow `next` until it is
+    /// `None` to visit every letter once.
+    pub async fn dead_letters(
+        &self,
+        stream_name: &str,
+        reason: Option<&str>,
+        from: DeadLetterCursor,
+        limit: usize,
+    ) -> Result<DeadLetterPage, Error> {
         let (_, dead_letter_stream) = self.governed_stream(stream_name)?;
+        let limit = limit.min(DEAD_LETTERS_PAGE_MAX);
+        let ends = dead_letter_ends(&dead_letter_stream)?;
         let mut letters = Vec::new();
-        self.scan_dead_letters(&dead_letter_stream, |letter| {
-            if reason.is_none_or(|r| r == letter.reason) && letters.len() < limit {
-                letters.push(letter);
+        let (mut at, mut n_examined, mut n_data_bytes) = (from, 0usize, 0usize);
+        'walk: while letters.len() < limit && n_examined < DEAD_LETTERS_PAGE_SCAN_MAX && n_data_bytes < DEAD_LETTERS_PAGE_BYTES_MAX {
+            // Without a filter every letter read is kept, so read no more than the page needs.
+            let wanted = if reason.is_some() { DEAD_LETTERS_PAGE_SCAN_MAX - n_examined } else { limit - letters.len() };
+            let read = self.read_dead_letters(&dead_letter_stream, at, &ends, wanted).await?;
+            if read.is_empty() {
+                break;
             }
-        })
-        .await?;
-        for letter in &mut letters {
-            letter.replayed_to = self.meta().dead_letter_replayed(dead_letter_stream.name(), letter.partition, letter.offset)?;
-        }
-        Ok(letters)
-    }
-
-    /// Dead letters grouped by reason, most frequent first.
-    pub async fn dead_letter_summary(&self, stream_name: &str) -> Result<(u64, Vec<ReasonSummary>), Error> {
-        let (_, dead_letter_stream) = self.governed_stream(stream_name)?;
-        let mut by_reason: BTreeMap<String, ReasonSummary> = BTreeMap::new();
-        let mut total = 0u64;
-        self.scan_dead_letters(&dead_letter_stream, |letter| {
-            total += 1;
-            let summary = by_reason.entry(letter.reason.clone()).or_insert_with(|| ReasonSummary {
-                reason: letter.reason.clone(),
-                count: 0,
-                examples: Vec::new(),
-            });
-            summary.count += 1;
-            if summary.examples.len() < EXAMPLES_PER_REASON_MAX {
-                summary.examples.push(letter);
-            }
-        })
-        .await?;
-        let mut summaries: Vec<ReasonSummary> = by_reason.into_values().collect();
-        summaries.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.reason.cmp(&b.reason)));
-        Ok((total, summaries))
-    }
-
-    async fn scan_dead_letters(&self, dead_letter_stream: &Arc<Stream>, mut visit: impl FnMut(DeadLetter)) -> Result<(), Error> {
-        let mut n_seen = 0usize;
-        for partition in 0..dead_letter_stream.n_partitions() {
-            let stats = dead_letter_stream.partition_stats(partition)?;
-            let mut offset = stats.log_start_offset;
-            while offset < stats.visible_next_offset && n_seen < DEAD_LETTERS_SCAN_MAX {
-                let fetched = self.read_batches(dead_letter_stream, partition, offset, DEAD_LETTERS_READ_BYTES).await?;
-                let records = fetched.records(DEAD_LETTERS_SCAN_MAX - n_seen)?;
-                let Some(last) = records.last() else { break };
-                offset = last.record.offset + 1;
-                for stored in &records {
-                    n_seen += 1;
-                    visit(DeadLetter::from_record(partition, &stored.record));
+            for letter in read {
+                n_examined += 1;
+                at = letter.cursor_after();
+                if reason.is_none_or(|r| r == letter.reason) {
+                    n_data_bytes += letter.data.len();
+                    letters.push(letter);
+                    if letters.len() >= limit || n_data_bytes >= DEAD_LETTERS_PAGE_BYTES_MAX {
+                        break 'walk;
+                    }
                 }
             }
+        }
+        self.fill_replayed_to(&dead_letter_stream, &mut letters)?;
+        let next = has_dead_letters_from(&dead_letter_stream, at)?.then_some(at);
+        Ok(DeadLetterPage { letters, next })
+    }
+
+    /// Every dead letter of a governed stream, counted by reason (most frequent first) with a few
+    /// examples each. It walks the whole stream, holding only the counts and the examples.
+    pub async fn dead_letter_summary(&self, stream_name: &str) -> Result<DeadLetterSummary, Error> {
+        let (_, dead_letter_stream) = self.governed_stream(stream_name)?;
+        let ends = dead_letter_ends(&dead_letter_stream)?;
+        let mut by_reason: BTreeMap<String, ReasonSummary> = BTreeMap::new();
+        let (mut total, mut moved) = (0u64, 0u64);
+        let mut at = DeadLetterCursor::default();
+        loop {
+            let read = self.read_dead_letters(&dead_letter_stream, at, &ends, DEAD_LETTERS_PAGE_SCAN_MAX).await?;
+            let Some(last) = read.last() else { break };
+            at = last.cursor_after();
+            let positions: Vec<(u32, u64)> = read.iter().map(|letter| (letter.partition, letter.offset)).collect();
+            let replayed = self.meta().dead_letters_replayed(dead_letter_stream.name(), &positions)?;
+            for (mut letter, replayed_to) in read.into_iter().zip(replayed) {
+                total += 1;
+                moved += u64::from(replayed_to.is_some());
+                letter.replayed_to = replayed_to;
+                let summary = by_reason.entry(letter.reason.clone()).or_insert_with(|| ReasonSummary {
+                    reason: letter.reason.clone(),
+                    count: 0,
+                    examples: Vec::new(),
+                });
+                summary.count += 1;
+                if summary.examples.len() < EXAMPLES_PER_REASON_MAX {
+                    summary.examples.push(letter);
+                }
+            }
+        }
+        let mut reasons: Vec<ReasonSummary> = by_reason.into_values().collect();
+        reasons.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.reason.cmp(&b.reason)));
+        Ok(DeadLetterSummary { total, moved, reasons })
+    }
+
+    /// Sets `replayed_to` of each letter from the metadata store (one read transaction).
+    fn fill_replayed_to(&self, dead_letter_stream: &Stream, letters: &mut [DeadLetter]) -> Result<(), Error> {
+        let positions: Vec<(u32, u64)> = letters.iter().map(|letter| (letter.partition, letter.offset)).collect();
+        let replayed = self.meta().dead_letters_replayed(dead_letter_stream.name(), &positions)?;
+        for (letter, replayed_to) in letters.iter_mut().zip(replayed) {
+            letter.replayed_to = replayed_to;
         }
         Ok(())
     }
 
-    /// Re-validates dead letters against the current contract and moves those that pass into
-    /// the stream. A dead letter moved once is never moved again.
-    pub async fn replay_dead_letters(&self, stream_name: &str) -> Result<ReplayOutcome, Error> {
-        let (stream, dead_letter_stream) = self.governed_stream(stream_name)?;
-        let _replay_guard = self.replay_lock.lock().await;
-        let mut letters = Vec::new();
-        self.scan_dead_letters(&dead_letter_stream, |letter| letters.push(letter)).await?;
-        let mut outcome = ReplayOutcome::default();
-        let governance = stream.governance();
-        let now_ms = self.now_ms();
-        let mut batches: BTreeMap<u32, ReplayBatch> = BTreeMap::new();
-        for letter in letters {
-            if self.meta().dead_letter_replayed(dead_letter_stream.name(), letter.partition, letter.offset)?.is_some() {
-                outcome.already_moved += 1;
-                continue;
-            }
-            let attributes = letter.attributes.iter().map(|(name, value)| (name.as_str(), value.clone()));
-            let event = CloudEvent::from_attributes(attributes, letter.content_type.clone(), Some(letter.data.clone()));
-            let placed =
-                event.and_then(|event| self.place_for_replay(&stream, governance.as_deref(), &event).map(|placed| (event, placed)));
-            match placed {
-                Ok((event, placed)) => {
-                    // Placing the event checked its data like produce does: the batch is
-                    // json_checked unless a value is framed (Confluent's schema id prefix).
-                    let (builder, sources, json_checked) =
-                        batches.entry(placed.partition).or_insert_with(|| (BatchBuilder::new(now_ms), Vec::new(), true));
-                    builder.push(now_ms, placed.key.as_deref(), event.data.as_deref(), &event.record_headers());
-                    sources.push((letter.partition, letter.offset));
-                    *json_checked &= placed.data_is_json_text;
+    /// The dead letters at or after `from` and below `ends` (each partition's end when the walk
+    /// began, so a walk ends even while letters keep arriving), from one read of the log: at most
+    /// `max_letters`, in order, moving on to the next partition when one is exhausted. Empty
+    /// means the walk is over.
+    async fn read_dead_letters(
+        &self,
+        dead_letter_stream: &Arc<Stream>,
+        from: DeadLetterCursor,
+        ends: &[u64],
+        max_letters: usize,
+    ) -> Result<Vec<DeadLetter>, Error> {
+        let mut at = from;
+        while let Some(&end) = ends.get(at.partition as usize) {
+            let stats = dead_letter_stream.partition_stats(at.partition)?;
+            let offset = at.offset.max(stats.log_start_offset);
+            if offset < end {
+                let fetched = self.read_batches(dead_letter_stream, at.partition, offset, DEAD_LETTERS_READ_BYTES).await?;
+                let letters: Vec<DeadLetter> = fetched
+                    .records(max_letters)?
+                    .iter()
+                    .take_while(|stored| stored.record.offset < end)
+                    .map(|stored| DeadLetter::from_record(at.partition, &stored.record))
+                    .collect();
+                if !letters.is_empty() {
+                    return Ok(letters);
                 }
-                Err(error) => {
-                    outcome.still_failing += 1;
-                    *outcome.failing_reasons.entry(error.code.to_string()).or_default() += 1;
+                // Only batches without letters (none that Weft writes, but a log may hold them):
+                // go on after them, or to the next partition if the read made no progress.
+                if fetched.next_offset() > offset {
+                    at.offset = fetched.next_offset();
+                    continue;
                 }
             }
+            at = DeadLetterCursor { partition: at.partition + 1, offset: 0 };
         }
-        for (partition, (builder, sources, json_checked)) in batches {
-            let builder = if json_checked { builder.json_checked() } else { builder };
-            let context = crate::produce::ProduceContext { producer: REPLAY_PRODUCER.to_string() };
-            let appended = self.append_batch_as(&stream, partition, builder.finish_verified(), &context).await?;
-            let moved: Vec<(u32, u64, u64)> =
-                sources.iter().enumerate().map(|(idx, &(p, o))| (p, o, appended.base_offset + idx as u64)).collect();
-            outcome.moved += moved.len() as u64;
-            self.meta().mark_dead_letters_replayed(dead_letter_stream.name(), &moved)?;
-        }
-        Ok(outcome)
+        Ok(Vec::new())
     }
+}
+
+/// Each partition's visible end: where a walk that starts now stops.
+fn dead_letter_ends(dead_letter_stream: &Stream) -> Result<Vec<u64>, Error> {
+    (0..dead_letter_stream.n_partitions()).map(|partition| Ok(dead_letter_stream.partition_stats(partition)?.visible_next_offset)).collect()
+}
+
+/// Whether a walk from `from` would find a letter now.
+fn has_dead_letters_from(dead_letter_stream: &Stream, from: DeadLetterCursor) -> Result<bool, Error> {
+    for partition in from.partition..dead_letter_stream.n_partitions() {
+        let stats = dead_letter_stream.partition_stats(partition)?;
+        let offset = if partition == from.partition { from.offset } else { 0 };
+        if offset.max(stats.log_start_offset) < stats.visible_next_offset {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }

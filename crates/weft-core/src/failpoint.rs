@@ -1,5 +1,11 @@
 //! Pause points for tests that must hold the server at a named step (for example, to prove
-//! that other connections are served while one request's blocking work is in progress).
+//! that other connections are served while one request's blocking work is in progress), and
+//! crash points for tests that must kill it there (to prove a multi-step change is atomic
+//! across a crash).
+//!
+//! Crash points are off unless the environment says `WEFT_CRASH_AT=<point>`; then the process
+//! aborts (no destructors, no flushes: as close to `kill -9` as a process can do to itself)
+//! when it reaches `crash(<point>)`.
 //!
 //! Off unless the environment says `WEFT_PAUSE_AT=<point>:<dir>` when the server starts. Then
 //! the first thread that reaches `pause(<point>)` creates `<dir>/<point>.paused` and waits
@@ -13,6 +19,8 @@ use std::time::{Duration, Instant};
 
 /// The environment variable that arms a pause point.
 pub const PAUSE_AT_ENV: &str = "WEFT_PAUSE_AT";
+/// The environment variable that arms a crash point.
+pub const CRASH_AT_ENV: &str = "WEFT_CRASH_AT";
 /// Longest a pause holds before it lets the thread go on anyway.
 pub const PAUSE_MS_MAX: u64 = 60_000;
 /// How often a paused thread looks for the release file.
@@ -46,5 +54,15 @@ pub fn pause(point: &str) {
     let started = Instant::now();
     while !release.exists() && started.elapsed() < Duration::from_millis(PAUSE_MS_MAX) {
         std::thread::sleep(Duration::from_millis(RELEASE_POLL_MS));
+    }
+}
+
+/// Aborts the process at `point` if a test armed it with `WEFT_CRASH_AT`; otherwise returns at
+/// once (one read of a cached value).
+pub fn crash(point: &str) {
+    static ARMED: OnceLock<Option<String>> = OnceLock::new();
+    if ARMED.get_or_init(|| std::env::var(CRASH_AT_ENV).ok()).as_deref() == Some(point) {
+        eprintln!("weft: crashing at {point} ({CRASH_AT_ENV})");
+        std::process::abort();
     }
 }

@@ -10,16 +10,31 @@
 //! replay). Failures (per source) and denials (per principal and source) are recorded one by
 //! one up to a bound per minute, and the rest of that minute as one summary entry. Individual produce and consume requests that are allowed are not audited; they are
 //! counted in the catalog's metrics instead.
+//!
+//! Rules that hold for every edge because they live here:
+//! - reading a dead-letter stream (`<stream>.dlq`) directly is checked as `read_dead_letters`
+//!   on its governed stream, not as `consume` on the dead-letter stream ([`Guard::check`]);
+//! - consumer groups belong to whoever first used them (`groups.rs`);
+//! - a revoked token ends what it opened: live tails, long polls and Kafka connections watch
+//!   it (`tokens.rs`).
 
+mod groups;
+mod tokens;
+
+pub use groups::{GROUP_RECORDS_MAX, GroupUse};
+pub use tokens::TokenWatch;
+
+use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use weft_contract::CompiledContract;
 use weft_governance::audit::{AUDIT_STREAM, AuditChain, AuditDecision, AuditRecord, write_head};
 use weft_governance::authz::{
-    Action, Authorizer, DomainEntity, Mesh, PolicySource, PrincipalEntity, ProductEntity, Resource, SharedAuthorizer, StreamEntity,
+    Action, Authorizer, DomainEntity, GroupDirectory, GroupRecord, Mesh, PolicySource, PrincipalEntity, ProductEntity, Resource,
+    SharedAuthorizer, StreamEntity,
 };
 use weft_governance::identity::{Credentials, IdentityStore, Principal};
 use weft_governance::masking::{ServerSecret, is_masked_classification, mask_bytes};
@@ -28,6 +43,7 @@ use weft_log::Clock;
 use crate::broker::Broker;
 use crate::error::{Error, Kind};
 use crate::mesh::{MeshState, policy_scope, topic_streams};
+use crate::meta::MetaStore;
 use crate::stream::{DEAD_LETTER_SUFFIX, StreamConfig};
 
 pub use weft_governance::authz::{Action as AuthzAction, Resource as AuthzResource};
@@ -44,6 +60,16 @@ pub struct Caller {
     pub principal: String,
     /// `http 127.0.0.1:5000` or `kafka 127.0.0.1:5000`.
     pub source: String,
+    /// The id of the token the caller authenticated with, so what the request opens can end when
+    /// that token is revoked; `None` with authentication off and for Weft's own work.
+    pub token_id: Option<String>,
+}
+
+impl Caller {
+    /// A caller that did not authenticate with a token (Weft's own work, `--auth off`).
+    pub fn without_token(principal: impl Into<String>, source: impl Into<String>) -> Self {
+        Self { principal: principal.into(), source: source.into(), token_id: None }
+    }
 }
 
 /// The masking a viewer gets on one stream: the JSON pointers to hide and the product's key.
@@ -124,6 +150,12 @@ pub struct Guard {
     authorizer: SharedAuthorizer,
     secret: ServerSecret,
     audit: tokio::sync::Mutex<Option<AuditChain>>,
+    /// Consumer groups' creators and streams, shared with every authorizer built.
+    groups: Arc<GroupDirectory>,
+    /// Moves on every token revocation, so whatever a token opened can check it (`tokens.rs`).
+    revocations: tokio::sync::watch::Sender<u64>,
+    /// Dead-letter stream → the governed stream it belongs to, from the applied mesh.
+    dead_letter_streams: RwLock<HashMap<String, String>>,
     /// The broker's clock: token expiry, audit times and failure windows follow it, so tests
     /// that move the clock see tokens expire without sleeping.
     clock: Arc<dyn Clock>,
@@ -139,13 +171,18 @@ pub fn is_system_stream(name: &str) -> bool {
 }
 
 impl Guard {
-    /// Opens the identity store and secret; creates the admin principal and its token file on
-    /// first start (returned so the caller can say where it is).
-    pub(crate) fn open(data_dir: &Path, clock: Arc<dyn Clock>) -> Result<(Self, Option<std::path::PathBuf>), Error> {
+    /// Opens the identity store and secret and loads the recorded consumer groups; creates the
+    /// admin principal and its token file on first start (returned so the caller can say where
+    /// it is).
+    pub(crate) fn open(data_dir: &Path, clock: Arc<dyn Clock>, meta: &MetaStore) -> Result<(Self, Option<std::path::PathBuf>), Error> {
         let identity = IdentityStore::open_in(data_dir).map_err(internal)?;
         let admin_token = identity.bootstrap_admin(data_dir, system_time(clock.as_ref())).map_err(internal)?;
         let secret = ServerSecret::load_or_create(data_dir).map_err(internal)?;
-        let authorizer = Authorizer::new(&[], &Mesh::default()).map_err(internal)?;
+        let groups = Arc::new(GroupDirectory::default());
+        for (group, creator, streams) in meta.group_records()? {
+            groups.insert(&group, GroupRecord { creator, streams: streams.into_iter().collect() });
+        }
+        let authorizer = Authorizer::new(&[], &Mesh::default()).map_err(internal)?.with_groups(Arc::clone(&groups));
         let guard = Self {
             failures: std::sync::Mutex::new(AuditWindow::new(AUTH_FAILURES_AUDITED_PER_MINUTE, AUTH_FAILURE_SOURCES_MAX)),
             denials: std::sync::Mutex::new(AuditWindow::new(DENIALS_AUDITED_PER_MINUTE, DENIAL_KEYS_MAX)),
@@ -154,6 +191,9 @@ impl Guard {
             authorizer: SharedAuthorizer::new(authorizer),
             secret,
             audit: tokio::sync::Mutex::new(None),
+            groups,
+            revocations: tokio::sync::watch::Sender::new(0),
+            dead_letter_streams: RwLock::new(HashMap::new()),
             clock,
         };
         Ok((guard, admin_token))
@@ -180,8 +220,17 @@ impl Guard {
     /// Rebuilds the authorizer from the applied mesh, its streams and the known principals.
     pub(crate) fn rebuild(&self, state: &MeshState) -> Result<(), Error> {
         let principals = self.identity.list_principals().map_err(internal)?;
-        let authorizer = Authorizer::new(&policy_sources(state), &authz_mesh(state, &principals)).map_err(internal)?;
+        let authorizer = Authorizer::new(&policy_sources(state), &authz_mesh(state, &principals))
+            .map_err(internal)?
+            .with_groups(Arc::clone(&self.groups));
         self.authorizer.replace(authorizer);
+        let mut dead_letter_streams = HashMap::new();
+        for contract in state.contracts.values().flatten() {
+            for stream in topic_streams(contract) {
+                dead_letter_streams.insert(format!("{stream}{DEAD_LETTER_SUFFIX}"), stream);
+            }
+        }
+        *self.dead_letter_streams.write().unwrap_or_else(|p| p.into_inner()) = dead_letter_streams;
         Ok(())
     }
 
@@ -198,10 +247,44 @@ impl Guard {
         })
     }
 
+    /// Authenticates and says who the caller is: its principal, `source`, and the id of the token
+    /// it presented (so what it opens can end with that token). With authentication off every
+    /// caller is `admin`, without a token.
+    pub fn authenticate_caller(
+        &self,
+        credentials: Result<Credentials, weft_governance::identity::AuthError>,
+        source: String,
+    ) -> Result<Caller, Error> {
+        let token_id = match &credentials {
+            Ok(Credentials::Bearer(token)) | Ok(Credentials::Basic { password: token, .. }) if self.is_enabled() => {
+                token.token_id().map(str::to_string)
+            }
+            _ => None,
+        };
+        let principal = self.authenticate(credentials)?;
+        Ok(Caller { principal, source, token_id })
+    }
+
+    /// What reading needs when `action` is `consume`: on a dead-letter stream it is
+    /// `read_dead_letters` on the governed stream (a consumer of a product does not read what
+    /// its producers got refused), on anything else it is the request as asked.
+    pub fn effective(&self, action: Action, resource: &Resource) -> (Action, Resource) {
+        if action == Action::Consume
+            && let Resource::Stream(name) = resource
+            && let Some(base) = self.dead_letter_streams.read().unwrap_or_else(|p| p.into_inner()).get(name)
+        {
+            return (Action::ReadDeadLetters, Resource::Stream(base.clone()));
+        }
+        (action, resource.clone())
+    }
+
     /// Is `caller` allowed `action` on `resource`? The error names the action and resource only.
     /// Weft's own streams are never produced to by a client and never listed, whatever the
     /// policies say (and with authorization off): that rule lives here, once, for every edge.
+    /// Consuming a dead-letter stream is decided as [`Guard::effective`] says.
     pub fn check(&self, caller: &Caller, action: Action, resource: &Resource) -> Result<(), Error> {
+        let (action, resource) = self.effective(action, resource);
+        let resource = &resource;
         if let Resource::Stream(name) = resource
             && is_system_stream(name)
         {
@@ -240,8 +323,7 @@ impl Guard {
         if pointers.is_empty() || self.check(caller, Action::Unmask, &Resource::Stream(base.to_string())).is_ok() {
             return None;
         }
-        let product =
-            broker.mesh.read().unwrap_or_else(|p| p.into_inner()).product_of_contract(&governance.contract_id).map(|p| p.id.clone());
+        let product = broker.mesh().product_of_contract(&governance.contract_id).map(|p| p.id.clone());
         let key = self.secret.product_key(product.as_deref().unwrap_or(base)).as_bytes().to_vec();
         Some(Masker { pointers, key })
     }
@@ -270,7 +352,7 @@ pub fn authz_mesh(state: &MeshState, principals: &[Principal]) -> Mesh {
         .collect();
     let mut products = Vec::new();
     let mut streams = Vec::new();
-    for product in state.products.values() {
+    for product in state.catalog_products() {
         if let Some(domain) = &product.domain {
             products.push(ProductEntity { id: product.id.clone(), domain: domain.clone() });
         }
@@ -434,6 +516,8 @@ impl Broker {
 
     /// Authorizes and audits a denial; returns the error to send back.
     pub async fn authorize(&self, caller: &Caller, action: Action, resource: &Resource) -> Result<(), Error> {
+        let (action, resource) = self.guard().effective(action, resource);
+        let resource = &resource;
         match self.guard().check(caller, action, resource) {
             Ok(()) => Ok(()),
             Err(error) => {
@@ -484,5 +568,40 @@ mod tests {
         clock.0.store(start_ms + lifetime.as_millis() as i64 + 1, Ordering::SeqCst);
         let expired = guard.authenticate(present()).unwrap_err();
         assert_eq!((expired.kind, expired.code), (Kind::Unauthenticated, codes::AUTH_EXPIRED_TOKEN));
+    }
+
+    /// A token watch ends when its token is revoked, and when the broker's clock passes the
+    /// token's expiry; a caller without a token (authentication off) is never ended.
+    #[tokio::test]
+    async fn a_token_watch_ends_on_revocation_and_at_expiry() {
+        let dir = tempfile::tempdir().unwrap();
+        let start_ms = 1_700_000_000_000;
+        let clock = Arc::new(ManualClock(AtomicI64::new(start_ms)));
+        let broker = Broker::open(dir.path(), clock.clone()).unwrap();
+        let guard = broker.guard();
+        let caller_of = |secret: &TokenSecret| {
+            let credentials = Ok(Credentials::Bearer(TokenSecret::new(secret.expose())));
+            guard.authenticate_caller(credentials, "test".to_string()).unwrap()
+        };
+        let (revoked_id, revoked) = guard.identity().create_token("admin", None, system_time(clock.as_ref())).unwrap();
+        let (_, expiring) = guard.identity().create_token("admin", Some(Duration::from_secs(60)), system_time(clock.as_ref())).unwrap();
+
+        let mut revoked_watch = broker.watch_token(&caller_of(&revoked));
+        let mut expiring_watch = broker.watch_token(&caller_of(&expiring));
+        let mut tokenless = broker.watch_token(&Caller::without_token("admin", "test"));
+        assert!(revoked_watch.check().is_none() && expiring_watch.check().is_none());
+
+        let waiting = {
+            let mut watch = revoked_watch.clone();
+            tokio::spawn(async move { watch.ended().await })
+        };
+        guard.revoke_token(&revoked_id).unwrap();
+        assert_eq!(waiting.await.unwrap().code, codes::AUTH_REVOKED_TOKEN);
+        assert_eq!(revoked_watch.check().map(|e| e.code), Some(codes::AUTH_REVOKED_TOKEN));
+        assert!(expiring_watch.check().is_none(), "another token's revocation ends nothing else");
+
+        clock.0.store(start_ms + 60_001, Ordering::SeqCst);
+        assert_eq!(expiring_watch.check().map(|e| e.code), Some(codes::AUTH_EXPIRED_TOKEN));
+        assert!(tokenless.check().is_none());
     }
 }

@@ -176,17 +176,17 @@ pub fn declared_streams(mesh: &MeshState, product: &DataProduct) -> (Vec<String>
 
 /// The product a principal or group name is attributed to (see the module docs).
 pub fn attributed_product<'a>(mesh: &'a MeshState, name: &str) -> Option<&'a DataProduct> {
-    mesh.products
-        .values()
+    mesh.catalog_products()
+        .into_iter()
         .find(|product| product.id == name || product.id.rsplit(':').next() == Some(name) || product.name.as_deref() == Some(name))
 }
 
 /// The lineage graph around `root`, or `None` if no such product is applied.
 pub fn lineage_of(mesh: &MeshState, observed: &ObservedLineage, root: &str, depth: u32) -> Option<LineageGraph> {
-    mesh.products.get(root)?;
+    mesh.catalog_product(root)?;
     let depth = depth.min(LINEAGE_DEPTH_MAX);
     let declared: BTreeMap<&str, (Vec<String>, Vec<String>)> =
-        mesh.products.values().map(|p| (p.id.as_str(), declared_streams(mesh, p))).collect();
+        mesh.catalog_products().into_iter().map(|p| (p.id.as_str(), declared_streams(mesh, p))).collect();
     let mut writers_of: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
     let mut readers_of: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
     for (product, (outputs, inputs)) in &declared {
@@ -220,7 +220,7 @@ pub fn lineage_of(mesh: &MeshState, observed: &ObservedLineage, root: &str, dept
     };
     let mut streams: BTreeSet<&str> = BTreeSet::new();
     for &product_id in &included {
-        let product = &mesh.products[product_id];
+        let product = mesh.catalog_product(product_id).expect("included products are in the catalog");
         graph.node(LineageNode {
             id: product_node_id(product_id),
             kind: NodeKind::Product,

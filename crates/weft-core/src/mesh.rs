@@ -9,20 +9,22 @@
 //! A breaking change ships as a new major version: a new contract whose topic is a new
 //! stream (`sales.orders.v2`) beside the old one.
 //!
+//! The applied state and the component that holds it are `state.rs`; the plan's types `plan.rs`.
 //! Who may apply what (an update is judged against the resource as stored, moves between
 //! domains, policy names, reserved streams, governance changes) is `ownership.rs`.
 
 mod ownership;
 mod plan;
+mod state;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use serde::Serialize;
 use serde_json::Value;
-use weft_contract::{CompiledContract, DataContract, DataProduct, Document, Domain, Policy};
+use weft_contract::{CompiledContract, DataContract, DataProduct, Document};
 
-use crate::broker::Broker;
+use crate::broker::{Broker, PreparedStream};
 use crate::error::{Error, Kind, codes};
 use crate::guard::Caller;
 use crate::meta::MetaWrite;
@@ -33,55 +35,13 @@ pub use plan::{
     ApplyPlan, ApplySource, DomainMove, FieldChange, GovernanceChange, PLAN_CHANGES_MAX, PlanAction, PlannedResource, Refusal,
     SchemaChange, json_diff,
 };
+pub(crate) use state::AppliedMesh;
+pub use state::{MeshState, topic_streams};
 
 /// Most sources (files) in one apply.
 pub const APPLY_SOURCES_MAX: usize = 1_000;
 /// Retention of dead-letter streams when the contract does not set one.
 pub const DEAD_LETTER_RETENTION_MS: i64 = 30 * 86_400_000;
-
-/// Everything applied so far, in memory (the metadata store holds the durable copy).
-#[derive(Debug, Default, Clone)]
-pub struct MeshState {
-    pub domains: BTreeMap<String, Domain>,
-    pub products: BTreeMap<String, DataProduct>,
-    pub policies: BTreeMap<String, Policy>,
-    /// Contract id -> every applied version, in apply order.
-    pub contracts: BTreeMap<String, Vec<DataContract>>,
-}
-
-impl MeshState {
-    /// The latest version of a contract.
-    pub fn contract(&self, id: &str) -> Option<&DataContract> {
-        self.contracts.get(id).and_then(|versions| versions.last())
-    }
-
-    /// A specific version of a contract.
-    pub fn contract_version(&self, id: &str, version: &str) -> Option<&DataContract> {
-        self.contracts.get(id).and_then(|versions| versions.iter().find(|c| c.version == version))
-    }
-
-    /// The product whose output port publishes a contract.
-    pub fn product_of_contract(&self, contract_id: &str) -> Option<&DataProduct> {
-        self.products.values().find(|p| p.output_ports.iter().any(|port| port.contract_id.as_deref() == Some(contract_id)))
-    }
-
-    /// Products that declare a contract as an input.
-    pub fn readers_of_contract(&self, contract_id: &str) -> Vec<String> {
-        self.products.values().filter(|p| p.input_ports.iter().any(|port| port.contract_id == contract_id)).map(|p| p.id.clone()).collect()
-    }
-
-    /// The contract id that governs a stream now, if any.
-    pub fn contract_of_stream(&self, stream: &str) -> Option<&DataContract> {
-        self.contracts.values().filter_map(|versions| versions.last()).find(|contract| topic_streams(contract).iter().any(|s| s == stream))
-    }
-}
-
-/// Stream names of a contract's topic objects.
-pub fn topic_streams(contract: &DataContract) -> Vec<String> {
-    CompiledContract::compile_topics(contract)
-        .map(|compiled| compiled.iter().filter_map(|c| c.stream_name().map(str::to_string)).collect())
-        .unwrap_or_default()
-}
 
 fn json_of<T: Serialize>(value: &T) -> Value {
     serde_json::to_value(value).unwrap_or(Value::Null)
@@ -99,7 +59,7 @@ impl Broker {
         if sources.len() > APPLY_SOURCES_MAX {
             return Err(Error::new(Kind::TooLarge, codes::APPLY_REFUSED, format!("apply takes at most {APPLY_SOURCES_MAX} files at once")));
         }
-        let _apply_guard = self.apply_lock.lock().unwrap_or_else(|poison| poison.into_inner());
+        let _apply_guard = self.applied_mesh().lock_for_apply();
         let state = self.mesh();
         let mut plan = ApplyPlan { dry_run, applied: false, resources: Vec::new() };
         let mut parsed = Vec::new();
@@ -129,7 +89,7 @@ impl Broker {
             }
         }
         // The state as it will be if everything is applied, so references within one apply resolve.
-        let mut next = state.clone();
+        let mut next = MeshState::clone(&state);
         let mut seen: BTreeSet<(&'static str, String)> = BTreeSet::new();
         let mut duplicates = Vec::with_capacity(parsed.len());
         for item in &parsed {
@@ -153,6 +113,7 @@ impl Broker {
                 }
             }
         }
+        next.refresh_implicit_products();
         let principals = self.guard().identity().list_principals().map_err(|error| Error::internal(error.to_string()))?;
         let authz_mesh = crate::guard::authz_mesh(&next, &principals);
         for (item, duplicate) in parsed.iter().zip(duplicates) {
@@ -380,13 +341,27 @@ impl Broker {
                 }
             }
         }
-        // Streams first: if creating one fails, no resource has been recorded yet.
+        // A new stream becomes visible only with its contract in force: its files are prepared,
+        // governance is attached, and then the streams and every resource are recorded in one
+        // metadata transaction. A crash before that commit leaves the old mesh (and at most
+        // unreferenced files, reused by the next create); after it, the new one, governed at
+        // start-up. Streams that exist already take the new version after the commit.
+        let _creating = self.lock_stream_creation();
+        let mut prepared = Vec::new();
         for contract in &new_contracts {
-            self.ensure_contract_streams(contract)?;
+            prepared.extend(self.prepare_contract_streams(contract, &prepared)?);
         }
-        self.meta().write_all(&writes)?;
-        *self.mesh.write().unwrap_or_else(|poison| poison.into_inner()) = next;
-        self.rebuild_search_index();
+        for contract in &new_contracts {
+            for stream in prepared.iter().map(|p| &p.stream) {
+                if let Some(governance) = governance_of(contract, stream.name())? {
+                    stream.set_governance(Some(governance));
+                }
+            }
+        }
+        crate::failpoint::crash("apply.before_commit");
+        self.register_streams(prepared, writes)?;
+        crate::failpoint::crash("apply.after_commit");
+        self.applied_mesh().replace(next);
         for contract in &new_contracts {
             self.attach_governance(contract)?;
             self.register_schemas(contract);
@@ -394,21 +369,24 @@ impl Broker {
         Ok(())
     }
 
-    /// Creates a contract's streams and their dead-letter streams if they do not exist.
-    fn ensure_contract_streams(&self, contract: &DataContract) -> Result<(), Error> {
+    /// Prepares the contract's streams and dead-letter streams that neither exist nor are in
+    /// `pending` (prepared for another contract of the same apply).
+    fn prepare_contract_streams(&self, contract: &DataContract, pending: &[PreparedStream]) -> Result<Vec<PreparedStream>, Error> {
         let compiled = CompiledContract::compile_topics(contract).map_err(|error| Error::invalid(error.code, error.message))?;
+        let exists = |name: &str| self.stream(name).is_ok() || pending.iter().any(|p| p.stream.name() == name);
+        let mut prepared: Vec<PreparedStream> = Vec::new();
         for topic in &compiled {
             let Some(stream_name) = topic.stream_name() else { continue };
             let settings = topic.settings();
             let retention_ms = settings.retention.map(|d| d.as_millis() as i64).or(Some(RETENTION_MS_DEFAULT));
-            if self.stream(stream_name).is_err() {
+            if !exists(stream_name) && !prepared.iter().any(|p| p.stream.name() == stream_name) {
                 // The contract's declaration of the policy, in the log's one type.
                 let fsync = match settings.fsync {
                     None | Some(weft_contract::FsyncPolicy::Always) => weft_log::FsyncPolicy::Always,
                     Some(weft_contract::FsyncPolicy::Interval { interval_ms }) => weft_log::FsyncPolicy::IntervalMs(interval_ms),
                     Some(weft_contract::FsyncPolicy::Never) => weft_log::FsyncPolicy::Never,
                 };
-                self.create_stream(StreamConfig {
+                prepared.push(self.prepare_stream(StreamConfig {
                     name: stream_name.to_string(),
                     partitions: settings.partitions.unwrap_or(1),
                     key: settings.key_pointer.clone(),
@@ -417,11 +395,11 @@ impl Broker {
                     fsync,
                     segment_bytes: weft_log::SEGMENT_BYTES_DEFAULT,
                     created_at_ms: 0,
-                })?;
+                })?);
             }
             let dead_letter_name = format!("{stream_name}{DEAD_LETTER_SUFFIX}");
-            if self.stream(&dead_letter_name).is_err() {
-                self.create_stream(StreamConfig {
+            if !exists(&dead_letter_name) && !prepared.iter().any(|p| p.stream.name() == dead_letter_name) {
+                prepared.push(self.prepare_stream(StreamConfig {
                     name: dead_letter_name,
                     partitions: 1,
                     key: None,
@@ -430,24 +408,17 @@ impl Broker {
                     fsync: weft_log::FsyncPolicy::Always,
                     segment_bytes: weft_log::SEGMENT_BYTES_DEFAULT,
                     created_at_ms: 0,
-                })?;
+                })?);
             }
         }
-        Ok(())
+        Ok(prepared)
     }
 
     /// Makes a contract's latest version govern its streams.
     pub(crate) fn attach_governance(&self, contract: &DataContract) -> Result<(), Error> {
-        let compiled = CompiledContract::compile_topics(contract).map_err(|error| Error::invalid(error.code, error.message))?;
-        for topic in compiled {
-            let Some(stream_name) = topic.stream_name().map(str::to_string) else { continue };
+        for stream_name in topic_streams(contract) {
             let stream = self.stream(&stream_name)?;
-            stream.set_governance(Some(Arc::new(Governance {
-                contract_id: contract.id.clone(),
-                contract_version: contract.version.clone(),
-                compiled: topic,
-                dead_letter_stream: format!("{stream_name}{DEAD_LETTER_SUFFIX}"),
-            })));
+            stream.set_governance(governance_of(contract, &stream_name)?);
         }
         Ok(())
     }
@@ -497,11 +468,18 @@ impl Broker {
                 serde_json::from_slice(&json).map_err(|error| Error::internal(format!("stored contract {id} is unreadable: {error}")))?;
             state.contracts.entry(id).or_default().push(contract);
         }
+        state.refresh_implicit_products();
         let latest: Vec<DataContract> = state.contracts.values().filter_map(|v| v.last().cloned()).collect();
-        *self.mesh.write().unwrap_or_else(|poison| poison.into_inner()) = state;
-        self.rebuild_search_index();
+        self.applied_mesh().replace(state);
         for contract in &latest {
-            self.ensure_contract_streams(contract)?;
+            // A data directory written before streams and contracts were recorded together
+            // may hold a contract whose streams are missing: create them, governed.
+            let _creating = self.lock_stream_creation();
+            let prepared = self.prepare_contract_streams(contract, &[])?;
+            for stream in prepared.iter().map(|p| &p.stream) {
+                stream.set_governance(governance_of(contract, stream.name())?);
+            }
+            self.register_streams(prepared, Vec::new())?;
             self.attach_governance(contract)?;
         }
         Ok(())
@@ -577,4 +555,17 @@ fn check_product_references(next: &MeshState, product: &DataProduct) -> Result<(
         }
     }
     Ok(())
+}
+
+/// The governance `contract` puts on `stream_name`, if one of its topics names that stream.
+fn governance_of(contract: &DataContract, stream_name: &str) -> Result<Option<Arc<Governance>>, Error> {
+    let compiled = CompiledContract::compile_topics(contract).map_err(|error| Error::invalid(error.code, error.message))?;
+    Ok(compiled.into_iter().find(|topic| topic.stream_name() == Some(stream_name)).map(|topic| {
+        Arc::new(Governance {
+            contract_id: contract.id.clone(),
+            contract_version: contract.version.clone(),
+            compiled: topic,
+            dead_letter_stream: format!("{stream_name}{DEAD_LETTER_SUFFIX}"),
+        })
+    }))
 }

@@ -1,12 +1,14 @@
-//! The metadata store: stream configurations and consumer groups' committed offsets,
-//! in one `redb` database (`<data-dir>/meta.redb`, ACID, fsync on every commit).
+//! The metadata store: stream configurations, consumer groups' committed offsets and who
+//! created each group, applied resources and contract versions, and dead-letter moves with the
+//! replay batch in flight, in one `redb` database (`<data-dir>/meta.redb`, ACID, fsync on every
+//! commit).
 //!
 //! Events never go here; only small, slowly changing state does.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 
 use crate::error::Error;
 
@@ -19,11 +21,42 @@ const RESOURCES: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("re
 const CONTRACT_VERSIONS: TableDefinition<(&str, u32), &[u8]> = TableDefinition::new("contract_versions");
 /// (dead-letter stream, partition, offset) -> offset in the governed stream it was moved to.
 const DEAD_LETTERS_REPLAYED: TableDefinition<(&str, u32, u64), u64> = TableDefinition::new("dead_letters_replayed");
+/// Dead-letter stream -> the replay batch it was appending when last seen (`ReplayIntent` as
+/// JSON), written before the append and removed with the moves it records.
+const DEAD_LETTER_REPLAY_INTENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("dead_letter_replay_intents");
+
+/// group -> the principal that first used it (the group's creator, see `guard/groups.rs`).
+const GROUP_CREATORS: TableDefinition<&str, &str> = TableDefinition::new("group_creators");
+/// (group, stream) -> nothing: the streams a group was used on, so their owners may manage it.
+const GROUP_STREAMS: TableDefinition<(&str, &str), ()> = TableDefinition::new("group_streams");
+
+/// What a claim of a consumer group found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GroupClaim {
+    /// The group was unknown; it is now the caller's.
+    Created,
+    /// The group was already created, by this principal.
+    Existing(String),
+}
 
 /// One write in an atomic batch of metadata changes.
 pub enum MetaWrite {
-    Resource { kind: &'static str, id: String, json: Vec<u8> },
-    ContractVersion { contract_id: String, sequence: u32, json: Vec<u8> },
+    /// A stream's config (`StreamConfig` as JSON), so a stream can be recorded in the same
+    /// transaction as the contract that governs it.
+    Stream {
+        name: String,
+        json: Vec<u8>,
+    },
+    Resource {
+        kind: &'static str,
+        id: String,
+        json: Vec<u8>,
+    },
+    ContractVersion {
+        contract_id: String,
+        sequence: u32,
+        json: Vec<u8>,
+    },
 }
 
 pub struct MetaStore {
@@ -40,6 +73,9 @@ impl MetaStore {
         txn.open_table(RESOURCES)?;
         txn.open_table(CONTRACT_VERSIONS)?;
         txn.open_table(DEAD_LETTERS_REPLAYED)?;
+        txn.open_table(GROUP_CREATORS)?;
+        txn.open_table(GROUP_STREAMS)?;
+        txn.open_table(DEAD_LETTER_REPLAY_INTENTS)?;
         txn.commit()?;
         Ok(Self { db })
     }
@@ -104,10 +140,14 @@ impl MetaStore {
     pub fn write_all(&self, writes: &[MetaWrite]) -> Result<(), Error> {
         let txn = self.db.begin_write()?;
         {
+            let mut streams = txn.open_table(STREAMS)?;
             let mut resources = txn.open_table(RESOURCES)?;
             let mut versions = txn.open_table(CONTRACT_VERSIONS)?;
             for write in writes {
                 match write {
+                    MetaWrite::Stream { name, json } => {
+                        streams.insert(name.as_str(), json.as_slice())?;
+                    }
                     MetaWrite::Resource { kind, id, json } => {
                         resources.insert((*kind, id.as_str()), json.as_slice())?;
                     }
@@ -147,23 +187,108 @@ impl MetaStore {
         Ok(versions)
     }
 
-    /// Where a dead letter was moved, if it was.
-    pub fn dead_letter_replayed(&self, dead_letter_stream: &str, partition: u32, offset: u64) -> Result<Option<u64>, Error> {
+    /// Where each dead letter was moved, if it was, in the order asked (one read transaction).
+    pub fn dead_letters_replayed(&self, dead_letter_stream: &str, letters: &[(u32, u64)]) -> Result<Vec<Option<u64>>, Error> {
         let txn = self.db.begin_read()?;
         let table = txn.open_table(DEAD_LETTERS_REPLAYED)?;
-        Ok(table.get((dead_letter_stream, partition, offset))?.map(|v| v.value()))
+        let mut replayed = Vec::with_capacity(letters.len());
+        for &(partition, offset) in letters {
+            replayed.push(table.get((dead_letter_stream, partition, offset))?.map(|v| v.value()));
+        }
+        Ok(replayed)
     }
 
-    pub fn mark_dead_letters_replayed(&self, dead_letter_stream: &str, moved: &[(u32, u64, u64)]) -> Result<(), Error> {
+    /// Records a replay batch before it is appended (`intent_json`, see `dead_letter`), so a
+    /// crash between the append and `complete_dead_letter_replay` can be resolved later.
+    pub fn put_dead_letter_replay_intent(&self, dead_letter_stream: &str, intent_json: &[u8]) -> Result<(), Error> {
+        let txn = self.db.begin_write()?;
+        txn.open_table(DEAD_LETTER_REPLAY_INTENTS)?.insert(dead_letter_stream, intent_json)?;
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// The unfinished replay batch of a dead-letter stream, if there is one.
+    pub fn dead_letter_replay_intent(&self, dead_letter_stream: &str) -> Result<Option<Vec<u8>>, Error> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(DEAD_LETTER_REPLAY_INTENTS)?;
+        Ok(table.get(dead_letter_stream)?.map(|v| v.value().to_vec()))
+    }
+
+    /// Every unfinished replay batch as (dead-letter stream, intent JSON).
+    pub fn dead_letter_replay_intents(&self) -> Result<Vec<(String, Vec<u8>)>, Error> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(DEAD_LETTER_REPLAY_INTENTS)?;
+        let mut intents = Vec::new();
+        for entry in table.iter()? {
+            let (name, json) = entry?;
+            intents.push((name.value().to_string(), json.value().to_vec()));
+        }
+        Ok(intents)
+    }
+
+    /// Records the moves of a replay batch, `(partition, offset, target offset)` each, and
+    /// removes the stream's replay intent, in one transaction: after a crash either both are
+    /// there or neither.
+    pub fn complete_dead_letter_replay(&self, dead_letter_stream: &str, moved: &[(u32, u64, u64)]) -> Result<(), Error> {
         let txn = self.db.begin_write()?;
         {
             let mut table = txn.open_table(DEAD_LETTERS_REPLAYED)?;
             for &(partition, offset, target_offset) in moved {
                 table.insert((dead_letter_stream, partition, offset), target_offset)?;
             }
+            txn.open_table(DEAD_LETTER_REPLAY_INTENTS)?.remove(dead_letter_stream)?;
         }
         txn.commit()?;
         Ok(())
+    }
+
+    /// Records `principal` as the creator of `group` unless the group already has one, in one
+    /// transaction, so two first users racing get one creator. At most `groups_max` groups are
+    /// recorded (`group.limit_reached` past that).
+    pub fn claim_group(&self, group: &str, principal: &str, groups_max: usize) -> Result<GroupClaim, Error> {
+        let txn = self.db.begin_write()?;
+        {
+            let mut creators = txn.open_table(GROUP_CREATORS)?;
+            if let Some(creator) = creators.get(group)? {
+                return Ok(GroupClaim::Existing(creator.value().to_string()));
+            }
+            if creators.len()? >= groups_max as u64 {
+                return Err(Error::new(
+                    crate::error::Kind::Conflict,
+                    crate::error::codes::GROUP_LIMIT_REACHED,
+                    format!("a broker records at most {groups_max} consumer groups"),
+                ));
+            }
+            creators.insert(group, principal)?;
+        }
+        txn.commit()?;
+        Ok(GroupClaim::Created)
+    }
+
+    /// Records that `group` was used on `stream`.
+    pub fn add_group_stream(&self, group: &str, stream: &str) -> Result<(), Error> {
+        let txn = self.db.begin_write()?;
+        txn.open_table(GROUP_STREAMS)?.insert((group, stream), ())?;
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// Every recorded group as (group, creator, streams it was used on).
+    pub fn group_records(&self) -> Result<Vec<(String, String, Vec<String>)>, Error> {
+        let txn = self.db.begin_read()?;
+        let mut records: BTreeMap<String, (String, Vec<String>)> = BTreeMap::new();
+        for entry in txn.open_table(GROUP_CREATORS)?.iter()? {
+            let (group, creator) = entry?;
+            records.insert(group.value().to_string(), (creator.value().to_string(), Vec::new()));
+        }
+        for entry in txn.open_table(GROUP_STREAMS)?.iter()? {
+            let (key, _) = entry?;
+            let (group, stream) = key.value();
+            if let Some((_, streams)) = records.get_mut(group) {
+                streams.push(stream.to_string());
+            }
+        }
+        Ok(records.into_iter().map(|(group, (creator, streams))| (group, creator, streams)).collect())
     }
 }
 

@@ -17,7 +17,7 @@
 //! | `Weft::Domain` | domain name | none | `owners: Set<Principal>`, `team: Set<Principal>` |
 //! | `Weft::DataProduct` | product id | its `Weft::Domain` | `domain: Domain` |
 //! | `Weft::Stream` | stream name | its `Weft::DataProduct`, if it belongs to one | `classifications: Set<String>` (lowercase), `domain?: Domain`, `product?: DataProduct` |
-//! | `Weft::ConsumerGroup` | group name | none | none |
+//! | `Weft::ConsumerGroup` | group name | none | `creator?: Principal` (who first used it), `streams: Set<Stream>` (used on), `stream_owners: Set<Principal>` (owners of their domains) |
 //!
 //! So team membership is hierarchy (`principal in Weft::Domain::"sales"`), ownership is an attribute
 //! (`resource.domain.owners.contains(principal)`), and a grant `resource in Weft::DataProduct::"p"`
@@ -59,6 +59,11 @@
 //! (`weft-core`'s `mesh/ownership.rs`), and by keeping each Policy name in the scope that first
 //! applied it, so a domain policy never replaces a global one.
 //!
+//! **Consumer groups** are resources of their own: the built-in `default/consumer_groups` lets the
+//! group's `creator` and its `stream_owners` consume it (admins may anyway), and a global policy
+//! can grant others. Their entities come from a [`GroupDirectory`] the caller keeps current, not
+//! from the [`Mesh`], and decisions on them are not cached (see `groups.rs`).
+//!
 //! Denials returned to clients ([`Denied`]) name the action and resource only; policy ids and texts
 //! are for `weft authz explain` ([`Authorizer::explain`]), which the caller reserves to admins.
 //!
@@ -69,6 +74,7 @@
 //! and swaps it in ([`SharedAuthorizer::replace`]), which drops the old cache with the old authorizer.
 
 mod entities;
+mod groups;
 mod policies;
 mod schema;
 
@@ -76,9 +82,10 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::sync::{Arc, RwLock};
 
-use cedar_policy::{Context, Effect, Entities, Policy, PolicyId, PolicySet, Request};
+use cedar_policy::{Context, Effect, Entities, Entity, Policy, PolicyId, PolicySet, Request};
 
 pub use entities::{DomainEntity, Mesh, PrincipalEntity, ProductEntity, StreamEntity};
+pub use groups::{GroupDirectory, GroupRecord};
 pub use policies::{PolicyError, PolicyScope, PolicySource, check_policy_resource};
 pub use schema::{Action, DEFAULT_POLICIES, Resource, SCHEMA, default_policies_text};
 
@@ -86,6 +93,9 @@ use crate::codes;
 use entities::build_entities;
 use policies::{MembershipCheck, check_source, guard_domain_policy, policy_error};
 use schema::{TYPE_PRINCIPAL, entity_uid, schema};
+
+/// Owners of no domain: what a stream outside every domain has.
+const NO_OWNERS: &[String] = &[];
 
 /// Longest `policies` text in one Policy resource.
 pub const POLICY_TEXT_BYTES_MAX: usize = 64 * 1024;
@@ -193,6 +203,12 @@ pub struct Authorizer {
     domain_policies: HashMap<String, PolicySet>,
     product_domains: HashMap<String, String>,
     stream_products: HashMap<String, String>,
+    /// Domain name → its owners, for the `stream_owners` of consumer groups.
+    domain_owners: HashMap<String, Vec<String>>,
+    /// The consumer groups, shared with the authorizers before and after this one.
+    groups: Arc<GroupDirectory>,
+    /// The schema's action entities, for the entities of a request on a consumer group.
+    actions: Vec<Entity>,
     /// Policy id → (effect, text as written), for explanations.
     texts: HashMap<String, (Effect, String)>,
     entities: Entities,
@@ -260,16 +276,48 @@ impl Authorizer {
         let product_domains = mesh.products.iter().map(|product| (product.id.clone(), product.domain.clone())).collect();
         let stream_products = mesh.streams.iter().filter_map(|stream| Some((stream.name.clone(), stream.product.clone()?))).collect();
         let entities = build_entities(mesh)?;
+        let mut domain_owners: HashMap<String, Vec<String>> = HashMap::new();
+        for domain in &mesh.domains {
+            domain_owners.entry(domain.name.clone()).or_default().extend(domain.owners.iter().cloned());
+        }
+        let actions = schema().action_entities().map_err(|error| BuildError::Entities(error.to_string()))?.iter().cloned().collect();
         Ok(Self {
             base_policies: policies,
             domain_policies,
             product_domains,
             stream_products,
+            domain_owners,
+            groups: Arc::new(GroupDirectory::default()),
+            actions,
             texts,
             entities,
             cedar: cedar_policy::Authorizer::new(),
             cache: RwLock::new(HashMap::new()),
         })
+    }
+
+    /// Decides requests on consumer groups from `groups` (kept current by the caller) rather than
+    /// from an empty directory.
+    pub fn with_groups(mut self, groups: Arc<GroupDirectory>) -> Self {
+        self.groups = groups;
+        self
+    }
+
+    /// The owners of the domain `stream` belongs to (through its product), if any.
+    fn stream_owners(&self, stream: &str) -> &[String] {
+        let domain = self.stream_products.get(stream).and_then(|product| self.product_domains.get(product));
+        domain.and_then(|domain| self.domain_owners.get(domain)).map_or(NO_OWNERS, Vec::as_slice)
+    }
+
+    /// The entities a request of `principal` on consumer group `group` is decided over: the
+    /// principal (with its domains), the group as the directory has it now, and the actions.
+    fn group_request_entities(&self, principal: &str, group: &str) -> Result<Entities, String> {
+        let principal_uid = entity_uid(TYPE_PRINCIPAL, principal);
+        let principal = self.entities.get(&principal_uid).cloned().unwrap_or_else(|| Entity::new_no_attrs(principal_uid, HashSet::new()));
+        let record = self.groups.get(group);
+        let group = groups::group_entity(group, record.as_ref(), |stream| self.stream_owners(stream))?;
+        let entities = [principal, group].into_iter().chain(self.actions.iter().cloned());
+        Entities::from_entities(entities, Some(schema())).map_err(|error| error.to_string())
     }
 
     /// The policies that can decide a request on `resource`: the base policies, plus the policies of
@@ -289,6 +337,10 @@ impl Authorizer {
 
     /// Decides whether `principal` may perform `action` on `resource`, from the cache when it can.
     pub fn is_authorized(&self, principal: &str, action: Action, resource: &Resource) -> Decision {
+        // A group's entity changes as it is used, without a new authorizer: never cached.
+        if matches!(resource, Resource::ConsumerGroup(_)) {
+            return self.evaluate(principal, action, resource);
+        }
         let key = (principal.to_string(), action, resource.clone());
         if let Some(decision) = self.cache.read().unwrap_or_else(|poisoned| poisoned.into_inner()).get(&key) {
             return decision.clone();
@@ -315,7 +367,20 @@ impl Authorizer {
                 };
             }
         };
-        let response = self.cedar.is_authorized(&request, self.policies_for(resource), &self.entities);
+        let group_entities;
+        let entities = match resource {
+            Resource::ConsumerGroup(group) => match self.group_request_entities(principal, group) {
+                Ok(entities) => {
+                    group_entities = entities;
+                    &group_entities
+                }
+                Err(error) => {
+                    return Decision { allowed: false, reasons: Vec::new(), errors: vec![format!("consumer group entities: {error}")] };
+                }
+            },
+            _ => &self.entities,
+        };
+        let response = self.cedar.is_authorized(&request, self.policies_for(resource), entities);
         let mut reasons: Vec<String> = response.diagnostics().reason().map(|id| id.to_string()).collect();
         reasons.sort();
         let errors = response.diagnostics().errors().map(|error| error.to_string()).collect();

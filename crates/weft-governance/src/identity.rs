@@ -337,6 +337,16 @@ impl IdentityStore {
         Ok(listed)
     }
 
+    /// One token, without its secret or hash; `None` if the id is unknown.
+    pub fn token(&self, token_id: &str) -> Result<Option<TokenInfo>, IdentityError> {
+        let txn = self.db.begin_read()?;
+        let record: Option<TokenRecord> = match txn.open_table(TOKENS)?.get(token_id)? {
+            Some(bytes) => Some(serde_json::from_slice(bytes.value())?),
+            None => None,
+        };
+        Ok(record.map(|record| record.info))
+    }
+
     /// Revokes a token; it is refused from the next authentication on. Revoking twice keeps the first time.
     pub fn revoke_token(&self, token_id: &str, now: SystemTime) -> Result<TokenInfo, IdentityError> {
         let txn = self.db.begin_write()?;

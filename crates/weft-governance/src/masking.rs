@@ -15,7 +15,10 @@
 //! and whether the reader may `unmask` comes from [`crate::authz`].
 //!
 //! Failures fail closed: a pointer that is not a JSON pointer, or more than [`MASK_POINTERS_MAX`]
-//! pointers, masks the whole value; data that is not JSON is masked whole.
+//! pointers, masks the whole value; data that is not JSON is masked whole; and where the data does
+//! not have the shape a pointer describes (a scalar or an array where it goes into an object, an
+//! object where it goes into an array's items: a dead letter need not match its contract), the
+//! value in the way is masked whole.
 
 use std::fmt;
 use std::fs;
@@ -147,12 +150,25 @@ pub fn mask_json(value: &mut Value, pointers: &[String], product_key: &[u8]) -> 
             }
         }
     }
-    parsed.sort_by_key(Vec::len);
-    let mut n_masked = 0;
+    // Every value to mask is found first, then each is masked once: where one lies inside another
+    // (nested pointers, or a pointer that stops at a value in the way of a longer one), the outer
+    // one is masked whole, so the result does not depend on the order of `pointers`.
+    let mut targets: Vec<Vec<Step>> = Vec::new();
     for segments in &parsed {
-        mask_at(value, segments, product_key, &mut n_masked);
+        find_targets(value, segments, &mut Vec::new(), &mut targets);
     }
-    n_masked
+    targets.sort_by_key(Vec::len);
+    let mut masked: Vec<Vec<Step>> = Vec::with_capacity(targets.len());
+    for target in targets {
+        if masked.iter().any(|outer| target.starts_with(outer)) {
+            continue;
+        }
+        if let Some(at) = step_into(value, &target) {
+            mask_in_place(at, product_key);
+        }
+        masked.push(target);
+    }
+    masked.len()
 }
 
 /// Masks raw event data: JSON data as [`mask_json`] (returned unchanged, byte for byte, when nothing
@@ -192,38 +208,62 @@ fn mask_in_place(value: &mut Value, product_key: &[u8]) {
     *value = Value::String(mask_value(value, product_key));
 }
 
-fn mask_at(value: &mut Value, segments: &[String], product_key: &[u8], n_masked: &mut usize) {
+/// One step from a JSON value to a value inside it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Step {
+    Member(String),
+    Item(usize),
+}
+
+/// Appends to `out` the path of every value that `segments` leads to from `value` (at `path`).
+/// Missing members and items are skipped. Where the data does not have the shape the pointer
+/// describes (a dead letter need not), the value in the way is the target: a classified value
+/// may be anywhere inside it.
+fn find_targets(value: &Value, segments: &[String], path: &mut Vec<Step>, out: &mut Vec<Vec<Step>>) {
     let Some((segment, rest)) = segments.split_first() else {
-        mask_in_place(value, product_key);
-        *n_masked += 1;
+        out.push(path.clone());
         return;
     };
+    let visit = |step: Step, inner: &Value, path: &mut Vec<Step>, out: &mut Vec<Vec<Step>>| {
+        path.push(step);
+        find_targets(inner, rest, path, out);
+        path.pop();
+    };
     match value {
-        // `*` is every value of a map (a `logicalType: map` property's values are `<map>/*`), as
-        // it is every item of an array. An object with a member literally named `*` then has all
-        // its members masked: more than asked, never less.
-        Value::Object(members) if segment == "*" => {
-            for member in members.values_mut() {
-                mask_at(member, rest, product_key, n_masked);
-            }
-        }
+        // `*` is every item of an array and every value of a map (a `logicalType: map` property
+        // whose values are classified compiles to `<map>/*`): a map is masked whole, keys and all,
+        // even one with a member literally named `*`, whose other values must not leak.
+        Value::Object(_) if segment == "*" => out.push(path.clone()),
         Value::Object(members) => {
-            if let Some(member) = members.get_mut(segment) {
-                mask_at(member, rest, product_key, n_masked);
+            if let Some(member) = members.get(segment) {
+                visit(Step::Member(segment.clone()), member, path, out);
             }
         }
         Value::Array(items) if segment == "*" => {
-            for item in items {
-                mask_at(item, rest, product_key, n_masked);
+            for (item_idx, item) in items.iter().enumerate() {
+                visit(Step::Item(item_idx), item, path, out);
             }
         }
-        Value::Array(items) => {
-            if let Some(item) = array_index(segment).and_then(|index| items.get_mut(index)) {
-                mask_at(item, rest, product_key, n_masked);
+        Value::Array(items) => match array_index(segment) {
+            Some(index) => {
+                if let Some(item) = items.get(index) {
+                    visit(Step::Item(index), item, path, out);
+                }
             }
-        }
-        _ => {}
+            None => out.push(path.clone()),
+        },
+        Value::Null => {}
+        Value::Bool(_) | Value::Number(_) | Value::String(_) => out.push(path.clone()),
     }
+}
+
+/// The value at `path`, found by [`find_targets`] in the same value.
+fn step_into<'a>(value: &'a mut Value, path: &[Step]) -> Option<&'a mut Value> {
+    path.iter().try_fold(value, |at, step| match (at, step) {
+        (Value::Object(members), Step::Member(key)) => members.get_mut(key),
+        (Value::Array(items), Step::Item(index)) => items.get_mut(*index),
+        _ => None,
+    })
 }
 
 /// RFC 6901 array index: `0` or digits without a leading zero.
@@ -306,18 +346,41 @@ mod tests {
         assert_eq!(array_index("10"), Some(10));
     }
 
-    /// The values of a map (`<map>/*`) are masked one by one and its keys stay; an array's items
-    /// and a map nested in an array's items are masked the same way.
+    /// The values of a map (`<map>/*`) are classified, so the map is masked whole, keys too, even
+    /// with a key literally named `*`; a map inside an array's items likewise.
     #[test]
-    fn every_value_of_a_map_is_masked() {
+    fn a_map_whose_values_are_classified_is_masked_whole() {
         let key = [7u8; KEY_BYTES];
-        let mut value: Value = serde_json::from_str(r#"{"notes":{"a":"x","b":{"deep":1}},"lines":[{"m":{"k":"v"}}],"id":"o-1"}"#).unwrap();
+        let mut value: Value =
+            serde_json::from_str(r#"{"notes":{"a":"x","*":"y"},"lines":[{"m":{"k":"v"}},{"m":{}}],"id":"o-1"}"#).unwrap();
         let n_masked = mask_json(&mut value, &["/notes/*".to_string(), "/lines/*/m/*".to_string()], &key);
         assert_eq!(n_masked, 3);
-        for masked in [&value["notes"]["a"], &value["notes"]["b"], &value["lines"][0]["m"]["k"]] {
+        for masked in [&value["notes"], &value["lines"][0]["m"], &value["lines"][1]["m"]] {
             assert!(masked.as_str().is_some_and(|text| text.starts_with(MASK_PREFIX)), "{value}");
         }
         assert_eq!(value["id"], "o-1");
+    }
+
+    /// A dead letter need not have its contract's shape: whatever stands where a classified
+    /// pointer leads is masked whole, so a classified value cannot hide in a wrong shape.
+    #[test]
+    fn data_without_the_pointers_shape_is_masked_where_the_shape_breaks() {
+        let key = [7u8; KEY_BYTES];
+        let pointers = ["/customer/email".to_string(), "/lines/*/card".to_string()];
+        let mut value: Value =
+            serde_json::from_str(r#"{"customer":"ann@example.com","lines":{"a":{"card":"4111"}},"other":1,"ok":{"customer":null}}"#)
+                .unwrap();
+        assert_eq!(mask_json(&mut value, &pointers, &key), 2);
+        assert!(value["customer"].as_str().is_some_and(|v| v.starts_with(MASK_PREFIX)), "{value}");
+        assert!(value["lines"].as_str().is_some_and(|v| v.starts_with(MASK_PREFIX)), "{value}");
+        assert_eq!(value["other"], 1);
+        let mut shaped: Value = serde_json::from_str(r#"{"customer":{"name":"x"},"lines":[{"card":"4111"},{"n":2}]}"#).unwrap();
+        assert_eq!(mask_json(&mut shaped, &pointers, &key), 1, "missing members are skipped: {shaped}");
+        let mut absent: Value = serde_json::from_str(r#"{"customer":null,"lines":[]}"#).unwrap();
+        assert_eq!(mask_json(&mut absent, &pointers, &key), 0, "null and empty hold nothing: {absent}");
+        let mut indexed: Value = serde_json::from_str(r#"{"customer":["ann@example.com"]}"#).unwrap();
+        assert_eq!(mask_json(&mut indexed, &pointers, &key), 1);
+        assert!(indexed["customer"].as_str().is_some_and(|v| v.starts_with(MASK_PREFIX)), "{indexed}");
     }
 
     #[test]

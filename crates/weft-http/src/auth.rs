@@ -34,10 +34,10 @@ pub async fn authenticate(State(state): State<AppState>, mut request: Request, n
         None => "http".to_string(),
     };
     let credentials = parse_authorization_header(request.headers().get(header::AUTHORIZATION).map(HeaderValue::as_bytes));
-    let principal = match state.broker.guard().authenticate(credentials) {
-        Ok(principal) => principal,
+    let caller = match state.broker.guard().authenticate_caller(credentials, source.clone()) {
+        Ok(caller) => caller,
         Err(error) => {
-            let unknown = Caller { principal: "unknown".into(), source: source.clone() };
+            let unknown = Caller::without_token("unknown", source);
             state.broker.audit_auth_failure(&unknown, &path, error.code, None).await;
             let mut response = ApiError(error).into_response();
             response
@@ -46,7 +46,6 @@ pub async fn authenticate(State(state): State<AppState>, mut request: Request, n
             return response;
         }
     };
-    let caller = Caller { principal, source };
     if let Some(rest) = path.strip_prefix("/registry") {
         if let Err(error) = authorize_registry(&state, &caller, request.method(), rest).await {
             return ApiError(error).into_response();

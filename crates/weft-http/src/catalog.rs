@@ -4,7 +4,9 @@
 //! - `GET /api/v1/products/{id}` (in `mesh.rs`) gains, on every entry of `streams`, a `stats`
 //!   object (what the server measured since it started; see `weft_core::stream_activity`)
 //!   and `samples`, the last `SAMPLES_PER_STREAM` events as fetch envelopes, newest first,
-//!   masked for the viewer by `mask_for_viewer` like every other read path.
+//!   masked for the viewer by `mask_for_viewer` like every other read path. Samples are event
+//!   data: a viewer who may read the catalog but not `consume` the stream gets `samples: []` and
+//!   `samples_withheld`, the denial that says why (not audited: the page itself was allowed).
 //! - `GET /api/v1/search?q=&domain=&tag=&classification=&limit=` ranks products, contracts,
 //!   properties, streams and domains: `{"query","hits":[{"kind","id","product","domain",
 //!   "name","score","matched":[{"field","text"}]}]}`. `q` is at most
@@ -147,13 +149,21 @@ async fn samples(state: &AppState, stream: &std::sync::Arc<Stream>, viewer: &Cal
     Ok(found.into_iter().take(SAMPLES_PER_STREAM).map(|(_, _, _, envelope)| envelope).collect())
 }
 
-/// Adds `stats` and `samples` to every entry of a product body's `streams`.
+/// Adds `stats` and `samples` to every entry of a product body's `streams`; samples only where
+/// the viewer may `consume` the stream, `samples_withheld` with the reason elsewhere.
 pub(crate) async fn add_stream_observations(state: &AppState, viewer: &Caller, body: &mut Value) -> Result<(), Error> {
     let Some(streams) = body.get_mut("streams").and_then(Value::as_array_mut) else { return Ok(()) };
     for entry in streams {
         let Some(stream) = entry["name"].as_str().and_then(|name| state.broker.stream(name).ok()) else { continue };
         entry["stats"] = stats_json(state, &stream)?;
-        entry["samples"] = Value::Array(samples(state, &stream, viewer).await?);
+        let resource = AuthzResource::Stream(stream.name().to_string());
+        match state.broker.guard().check(viewer, AuthzAction::Consume, &resource) {
+            Ok(()) => entry["samples"] = Value::Array(samples(state, &stream, viewer).await?),
+            Err(denied) => {
+                entry["samples"] = json!([]);
+                entry["samples_withheld"] = json!(denied.message);
+            }
+        }
     }
     Ok(())
 }
@@ -211,7 +221,7 @@ fn depth_param(params: &QueryParams, default: u32) -> Result<u32, Error> {
 /// The product, if it exists and the caller may read it (otherwise `product.not_found`, so
 /// the answer does not reveal products the caller may not see).
 fn readable_product<'a>(state: &AppState, caller: &Caller, mesh: &'a MeshState, id: &str) -> Result<&'a DataProduct, Error> {
-    mesh.products.get(id).filter(|_| may_read_product(state, caller, id)).ok_or_else(|| product_not_found(id))
+    mesh.catalog_product(id).filter(|_| may_read_product(state, caller, id)).ok_or_else(|| product_not_found(id))
 }
 
 /// `GET /api/v1/lineage/{product}`.
@@ -258,7 +268,7 @@ pub async fn product_openlineage(
         .iter()
         .filter_map(|n| n.id.strip_prefix("product:"))
         .filter(|id| may_read_product(&state, &caller, id))
-        .filter_map(|id| mesh.products.get(id))
+        .filter_map(|id| mesh.catalog_product(id))
         .collect();
     Ok(axum::Json(crate::openlineage::run_events(&state, &mesh, &products)))
 }
@@ -266,7 +276,7 @@ pub async fn product_openlineage(
 /// `GET /api/v1/openlineage`: one RunEvent per readable product.
 pub async fn all_openlineage(State(state): State<AppState>, Extension(caller): Extension<Caller>) -> axum::Json<Value> {
     let mesh = state.broker.mesh();
-    let products: Vec<&DataProduct> = mesh.products.values().filter(|p| may_read_product(&state, &caller, &p.id)).collect();
+    let products: Vec<&DataProduct> = mesh.catalog_products().into_iter().filter(|p| may_read_product(&state, &caller, &p.id)).collect();
     axum::Json(crate::openlineage::run_events(&state, &mesh, &products))
 }
 

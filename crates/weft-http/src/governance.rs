@@ -170,7 +170,8 @@ pub async fn revoke_token(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     require_admin(&state, &caller).await?;
-    let token = state.broker.guard().identity().revoke_token(&id, SystemTime::now()).map_err(identity_error)?;
+    // Through the guard, so the live tails, long polls and Kafka connections this token opened end.
+    let token = state.broker.guard().revoke_token(&id).map_err(identity_error)?;
     state
         .broker
         .audit(
@@ -207,6 +208,8 @@ pub async fn explain(State(state): State<AppState>, Extension(caller): Extension
         .resource
         .parse()
         .map_err(|message: String| Error::invalid(crate::codes::INVALID_PARAMETER, message).with_path("/resource"))?;
+    // Explained as the guard decides it (consuming a dead-letter stream is `read_dead_letters`).
+    let (action, resource) = state.broker.guard().effective(action, &resource);
     let explanation = state.broker.guard().authorizer().explain(&request.principal, action, &resource);
     let decision = state.broker.guard().authorizer().evaluate(&request.principal, action, &resource);
     Ok(axum::Json(json!({

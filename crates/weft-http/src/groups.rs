@@ -3,6 +3,11 @@
 //! A group is the same group Kafka consumers join with its name (see `weft_core::group`):
 //! describe lists both kinds of member (`kind`: `http` or `kafka`), and leave removes only
 //! HTTP members.
+//!
+//! Every endpoint needs `consume` on the stream and on the group (`Weft::ConsumerGroup`), which
+//! belongs to the principal that first polled or committed it, to the stream's owners and to
+//! admins (see `weft_core::guard`'s `groups.rs`). A long poll ends with 401 as soon as the token it
+//! was sent with is revoked.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -16,7 +21,7 @@ use serde::Deserialize;
 use weft_core::broker::FETCH_EVENTS_MAX;
 use weft_core::cloudevent::format_rfc3339_ms;
 use weft_core::group::{OffsetReset, SESSION_TIMEOUT_MS_DEFAULT};
-use weft_core::guard::{AuthzAction, AuthzResource, Caller};
+use weft_core::guard::{AuthzAction, AuthzResource, Caller, GroupUse};
 use weft_core::{Error, codes as core_codes};
 
 use crate::api_error::ApiError;
@@ -80,7 +85,10 @@ pub async fn poll(
     };
     let stream = state.broker.stream(&name)?;
     state.broker.authorize(&caller, AuthzAction::Consume, &AuthzResource::Stream(name.clone())).await?;
+    weft_core::group::check_group_name("group", &group)?;
+    state.broker.authorize_group(&caller, &group, GroupUse::Use, Some(&name)).await?;
     let masker = state.broker.guard().masker(&caller, &state.broker, &name);
+    let mut token = state.broker.watch_token(&caller);
     let session_timeout_ms = request.session_timeout_ms.unwrap_or(SESSION_TIMEOUT_MS_DEFAULT);
     let mut deadline = tokio::time::Instant::now() + Duration::from_millis(request.wait_ms);
     let mut changes = stream.subscribe();
@@ -125,6 +133,8 @@ pub async fn poll(
             _ = tokio::time::timeout(wait, changes.changed()) => {}
             // The server is stopping: answer now with what there is (nothing).
             _ = state.broker.closed() => deadline = tokio::time::Instant::now(),
+            // The token this poll came with was revoked: it gets nothing more.
+            error = token.ended() => return Err(error.into()),
         }
     }
 }
@@ -138,6 +148,8 @@ pub async fn commit(
     let request: CommitRequest = parse_json(&read_body(body, GROUP_REQUEST_BYTES_MAX).await?)?;
     let stream = state.broker.stream(&name)?;
     state.broker.authorize(&caller, AuthzAction::Consume, &AuthzResource::Stream(name.clone())).await?;
+    weft_core::group::check_group_name("group", &group)?;
+    state.broker.authorize_group(&caller, &group, GroupUse::Use, Some(&name)).await?;
     let mut offsets = Vec::with_capacity(request.offsets.len());
     for (partition, &offset) in &request.offsets {
         let partition: u32 = partition.parse().map_err(|_| {
@@ -165,6 +177,7 @@ pub async fn describe(
 ) -> Result<Response, ApiError> {
     let stream = state.broker.stream(&name)?;
     state.broker.authorize(&caller, AuthzAction::Consume, &AuthzResource::Stream(name.clone())).await?;
+    state.broker.authorize_group(&caller, &group, GroupUse::Inspect, None).await?;
     let description = state.broker.groups().describe(&group, &stream)?;
     let members: Vec<_> = description
         .members
@@ -195,6 +208,7 @@ pub async fn leave(
 ) -> Result<Response, ApiError> {
     state.broker.stream(&name)?;
     state.broker.authorize(&caller, AuthzAction::Consume, &AuthzResource::Stream(name.clone())).await?;
+    state.broker.authorize_group(&caller, &group, GroupUse::Inspect, None).await?;
     if state.broker.groups().leave(&group, &member) {
         Ok(axum::http::StatusCode::NO_CONTENT.into_response())
     } else {

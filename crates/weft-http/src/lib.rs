@@ -10,7 +10,8 @@
 //!
 //! Limits: `REQUEST_BODY_BYTES_MAX` (16 MiB), `EVENTS_PER_REQUEST_MAX` (100,000),
 //! fetch `limit` at most `weft_core::broker::FETCH_EVENTS_MAX`, long-poll `wait_ms` at most
-//! `WAIT_MS_MAX`, live-tail buffer `LIVE_BUFFER_EVENTS_MAX`.
+//! `WAIT_MS_MAX`, live-tail buffer `LIVE_BUFFER_EVENTS_MAX`; with TLS, `tls::TLS_HANDSHAKES_MAX`
+//! handshakes at once, each within `tls::TLS_HANDSHAKE_DEADLINE_MS`.
 
 mod api_error;
 mod auth;
@@ -26,12 +27,14 @@ mod query;
 mod registry;
 mod render;
 mod streams;
+pub mod tls;
 mod ui;
 
 use std::sync::Arc;
 
 use axum::Router;
 use axum::routing::{delete, get, post};
+use axum::serve::ListenerExt;
 use weft_core::Broker;
 
 pub use api_error::ApiError;
@@ -184,14 +187,27 @@ pub fn build_router(broker: Arc<Broker>, options: HttpOptions) -> Router {
         .with_state(state)
 }
 
-/// Serves the API on `listener` until `shutdown` resolves.
+/// Serves the API on `listener` until `shutdown` resolves: over HTTPS with `tls` (see `tls`),
+/// else plaintext. Shutdown is graceful either way: stop accepting, finish in-flight requests.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     broker: Arc<Broker>,
     options: HttpOptions,
+    tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, build_router(broker, options).into_make_service_with_connect_info::<std::net::SocketAddr>())
-        .with_graceful_shutdown(shutdown)
-        .await
+    let app = build_router(broker, options);
+    match tls {
+        None => {
+            axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>()).with_graceful_shutdown(shutdown).await
+        }
+        Some(config) => {
+            // `tap_io` is also what gives a listener other than `TcpListener` axum's
+            // `ConnectInfo<SocketAddr>`, which the audit log's `source` reads.
+            let listener = tls::TlsListener::new(listener, config)?.tap_io(|stream| {
+                let _ = stream.get_ref().0.set_nodelay(true);
+            });
+            axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>()).with_graceful_shutdown(shutdown).await
+        }
+    }
 }

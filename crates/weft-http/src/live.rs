@@ -4,6 +4,10 @@
 //! Each event's SSE id is `<partition>:<offset>`. A reconnecting client sends
 //! `Last-Event-ID`; that partition resumes after the named offset and the others resume
 //! from the time of that event, so nothing is skipped (some events may repeat).
+//!
+//! The tail ends when the client goes away, the server stops, or the token it was opened with is
+//! revoked or expires: then an `error` event with the reason (`auth.revoked_token: ...`) is sent
+//! and the stream closes.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -14,7 +18,7 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use weft_core::cloudevent::parse_rfc3339_ms;
-use weft_core::guard::{AuthzAction, AuthzResource, Caller, Masker};
+use weft_core::guard::{AuthzAction, AuthzResource, Caller, Masker, TokenWatch};
 use weft_core::{Error, Stream};
 
 use crate::api_error::ApiError;
@@ -69,9 +73,18 @@ pub async fn live(
         positions.push((partition, position.clamp(stats.log_start_offset, stats.visible_next_offset)));
     }
     let (sender, receiver) = tokio::sync::mpsc::channel::<Event>(LIVE_BUFFER_EVENTS_MAX);
-    tokio::spawn(tail(state, stream, positions, masker, sender));
-    let events =
-        futures_util::stream::unfold(receiver, |mut receiver| async move { receiver.recv().await.map(|event| (Ok(event), receiver)) });
+    let token = state.broker.watch_token(&caller);
+    tokio::spawn(tail(state, stream, positions, masker, token.clone(), sender));
+    // The client side ends with the token too, dropping what the tail had buffered: nothing is
+    // sent after the revocation but the `error` event that says why.
+    let events = futures_util::stream::unfold(Some((receiver, token)), |open| async move {
+        let (mut receiver, mut token) = open?;
+        tokio::select! {
+            biased;
+            error = token.ended() => Some((Ok(Event::default().event("error").data(error.to_string())), None)),
+            event = receiver.recv() => event.map(|event| (Ok(event), Some((receiver, token)))),
+        }
+    });
     Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
 }
 
@@ -84,16 +97,22 @@ async fn event_time(state: &AppState, stream: &Arc<Stream>, partition: u32, offs
     Ok(state.broker.record_timestamp(stream, partition, offset).await)
 }
 
-/// Follows the partitions until the client goes away (the channel closes).
+/// Follows the partitions until the client goes away (the channel closes), the server stops, or
+/// the caller's token ends.
 async fn tail(
     state: AppState,
     stream: Arc<Stream>,
     mut positions: Vec<(u32, u64)>,
     masker: Option<Masker>,
+    mut token: TokenWatch,
     sender: tokio::sync::mpsc::Sender<Event>,
 ) {
     let mut changes = stream.subscribe();
     loop {
+        // Checked every round, not only while waiting, so a busy tail ends too.
+        if token.check().is_some() {
+            return;
+        }
         changes.borrow_and_update();
         let mut n_sent = 0;
         for (partition, position) in positions.iter_mut() {
@@ -121,6 +140,7 @@ async fn tail(
                 _ = changes.changed() => {}
                 _ = sender.closed() => return,
                 _ = state.broker.closed() => return,
+                _ = token.ended() => return,
             }
         }
     }

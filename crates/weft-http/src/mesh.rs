@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use weft_contract::{CompiledContract, DataContract, DataProduct};
 use weft_core::cloudevent::format_rfc3339_ms;
-use weft_core::dead_letter::DeadLetter;
+use weft_core::dead_letter::{DeadLetter, DeadLetterCursor};
 use weft_core::guard::{AuthzAction, AuthzResource, Caller, Masker};
 use weft_core::mesh::{ApplyPlan, ApplySource, MeshState, PlannedResource, topic_streams};
 use weft_core::{Error, Kind};
@@ -22,8 +22,8 @@ use crate::{AppState, codes};
 
 /// Largest apply body (all files together).
 pub const APPLY_BODY_BYTES_MAX: usize = 16 * 1024 * 1024;
-/// Dead letters listed per request at most.
-pub const DEAD_LETTERS_LIST_MAX: u64 = 1_000;
+/// Dead letters listed per page at most (the core's page limit).
+pub const DEAD_LETTERS_LIST_MAX: u64 = weft_core::dead_letter::DEAD_LETTERS_PAGE_MAX as u64;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -155,7 +155,7 @@ fn product_streams(mesh: &MeshState, product: &DataProduct) -> Vec<String> {
 
 fn product_summary(state: &AppState, mesh: &MeshState, product: &DataProduct) -> Value {
     let streams: Vec<Value> = product_streams(mesh, product).iter().map(|name| stream_summary(state, name)).collect();
-    json!({
+    let mut summary = json!({
         "id": product.id,
         "name": product.name,
         "domain": product.domain,
@@ -168,10 +168,15 @@ fn product_summary(state: &AppState, mesh: &MeshState, product: &DataProduct) ->
             "name": p.name,
             "version": p.version,
             "contract_id": p.contract_id,
-            "product": mesh.product_of_contract(&p.contract_id).map(|producer| producer.id.clone()),
+            "product": mesh.catalog_product_of_contract(&p.contract_id).map(|producer| producer.id.clone()),
         })).collect::<Vec<_>>(),
         "streams": streams,
-    })
+    });
+    // A contract applied without an ODPS product stands as its own product; say so.
+    if mesh.is_implicit_product(&product.id) {
+        summary["implicit"] = json!(true);
+    }
+    summary
 }
 
 fn stream_summary(state: &AppState, name: &str) -> Value {
@@ -232,8 +237,8 @@ pub async fn list_products(State(state): State<AppState>, Extension(caller): Ext
     let mesh = state.broker.mesh();
     let guard = state.broker.guard();
     let products: Vec<Value> = mesh
-        .products
-        .values()
+        .catalog_products()
+        .into_iter()
         .filter(|p| guard.check(&caller, AuthzAction::ReadCatalog, &AuthzResource::DataProduct(p.id.clone())).is_ok())
         .map(|p| product_summary(&state, &mesh, p))
         .collect();
@@ -246,7 +251,7 @@ pub async fn show_product(
     Path(id): Path<String>,
 ) -> Result<axum::Json<Value>, ApiError> {
     let mesh = state.broker.mesh();
-    let product = mesh.products.get(&id).ok_or_else(|| product_not_found(&id))?;
+    let product = mesh.catalog_product(&id).ok_or_else(|| product_not_found(&id))?;
     state.broker.authorize(&caller, AuthzAction::ReadCatalog, &AuthzResource::DataProduct(id.clone())).await?;
     let mut body = product_summary(&state, &mesh, product);
     let contracts: Vec<Value> = product
@@ -286,7 +291,12 @@ pub async fn list_domains(State(state): State<AppState>, Extension(caller): Exte
         .values()
         .filter(|domain| guard.check(&caller, AuthzAction::ReadCatalog, &AuthzResource::Domain(domain.name.clone())).is_ok())
         .map(|domain| {
-            let products: Vec<&String> = mesh.products.values().filter(|p| p.domain.as_deref() == Some(domain.name.as_str())).map(|p| &p.id).collect();
+            let products: Vec<&String> = mesh
+                .catalog_products()
+                .into_iter()
+                .filter(|p| p.domain.as_deref() == Some(domain.name.as_str()))
+                .map(|p| &p.id)
+                .collect();
             json!({ "name": domain.name, "description": domain.description, "owners": domain.owners, "team": domain.team, "products": products })
         })
         .collect();
@@ -304,17 +314,25 @@ fn product_not_found(id: &str) -> Error {
 /// The governed streams a dead-letter request names: a product id's output streams, or one stream.
 fn target_streams(state: &AppState, target: &str) -> Result<Vec<String>, Error> {
     let mesh = state.broker.mesh();
-    if let Some(product) = mesh.products.get(target) {
+    if let Some(product) = mesh.catalog_product(target) {
         return Ok(product_streams(&mesh, product));
     }
     state.broker.stream(target).map(|stream| vec![stream.name().to_string()]).map_err(|_| product_not_found(target))
 }
 
+/// One dead letter as the listing shows it. For a reader without `unmask` (`masker`), JSON data is
+/// masked like any event; data that is not JSON cannot be masked field by field, so none of it is
+/// shown, not even as base64: `data_masked: true` and `data_bytes` (its size) instead.
 fn dead_letter_json(letter: &DeadLetter, masker: Option<&Masker>) -> Value {
-    let masked = masker.map(|m| m.mask(&letter.data));
-    let data = match serde_json::from_slice::<Value>(masked.as_deref().unwrap_or(&letter.data)) {
-        Ok(value) => json!({ "data": value }),
-        Err(_) => json!({ "data_base64": base64::engine::general_purpose::STANDARD.encode(&letter.data) }),
+    let data = match masker {
+        Some(masker) => match serde_json::from_slice::<Value>(&masker.mask(&letter.data)) {
+            Ok(value) => json!({ "data": value }),
+            Err(_) => json!({ "data_masked": true, "data_bytes": letter.data.len() }),
+        },
+        None => match serde_json::from_slice::<Value>(&letter.data) {
+            Ok(value) => json!({ "data": value }),
+            Err(_) => json!({ "data_base64": base64::engine::general_purpose::STANDARD.encode(&letter.data) }),
+        },
     };
     let mut body = json!({
         "partition": letter.partition,
@@ -337,35 +355,84 @@ fn dead_letter_json(letter: &DeadLetter, masker: Option<&Masker>) -> Value {
 }
 
 /// `GET /api/v1/products/{id}/dead-letters` (or `/streams/{name}/dead-letters`): grouped by
-/// reason with examples; `?reason=CODE` lists the dead letters of one reason instead.
+/// reason with examples; `?list=true` (or `?reason=CODE`, of one reason) lists the dead letters
+/// themselves, one page of at most `limit` at a time: `next_cursor` is where the next page
+/// starts (pass it as `cursor`), `null` after the last page. A product's streams are listed one
+/// after the other, so a page holds the letters of the streams it reached.
 pub async fn dead_letters(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(target): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> Result<axum::Json<Value>, ApiError> {
-    let params = QueryParams::parse(raw.as_deref(), &["reason", "limit", "list"])?;
+    let params = QueryParams::parse(raw.as_deref(), &["reason", "limit", "list", "cursor"])?;
     let limit = params.u64("limit", DEAD_LETTERS_LIST_MAX)?.unwrap_or(100) as usize;
-    let listing = params.get("reason").is_some() || matches!(params.get("list"), Some("true" | "1" | ""));
-    let mut streams = Vec::new();
-    for stream in target_streams(&state, &target)? {
+    let listing = params.get("reason").is_some() || params.get("cursor").is_some() || matches!(params.get("list"), Some("true" | "1" | ""));
+    let target_streams = target_streams(&state, &target)?;
+    for stream in &target_streams {
         state.broker.authorize(&caller, AuthzAction::ReadDeadLetters, &AuthzResource::Stream(stream.clone())).await?;
-        let masker = state.broker.guard().masker(&caller, &state.broker, &stream);
-        let masker = masker.as_ref();
-        if listing {
-            let letters = state.broker.dead_letters(&stream, params.get("reason"), limit).await?;
-            streams
-                .push(json!({ "stream": stream, "dead_letters": letters.iter().map(|l| dead_letter_json(l, masker)).collect::<Vec<_>>() }));
-        } else {
-            let (total, reasons) = state.broker.dead_letter_summary(&stream).await?;
-            let reasons: Vec<Value> = reasons
+    }
+    if !listing {
+        let mut streams = Vec::new();
+        for stream in target_streams {
+            let masker = state.broker.guard().masker(&caller, &state.broker, &stream);
+            let masker = masker.as_ref();
+            let summary = state.broker.dead_letter_summary(&stream).await?;
+            let reasons: Vec<Value> = summary
+                .reasons
                 .iter()
                 .map(|r| json!({ "reason": r.reason, "count": r.count, "examples": r.examples.iter().map(|l| dead_letter_json(l, masker)).collect::<Vec<_>>() }))
                 .collect();
-            streams.push(json!({ "stream": stream, "total": total, "reasons": reasons }));
+            streams.push(json!({ "stream": stream, "total": summary.total, "moved": summary.moved, "reasons": reasons }));
+        }
+        return Ok(axum::Json(json!({ "target": target, "streams": streams })));
+    }
+    if limit == 0 {
+        return Err(Error::invalid(codes::INVALID_PARAMETER, format!("limit must be a whole number from 1 to {DEAD_LETTERS_LIST_MAX}"))
+            .with_path("/limit")
+            .into());
+    }
+    let (first_stream, mut from) = match params.get("cursor") {
+        None => (0, DeadLetterCursor::default()),
+        Some(cursor) => parse_dead_letter_cursor(cursor, &target_streams)?,
+    };
+    let mut streams = Vec::new();
+    let mut next_cursor = None;
+    let mut remaining = limit;
+    for (stream_idx, stream) in target_streams.iter().enumerate().skip(first_stream) {
+        let masker = state.broker.guard().masker(&caller, &state.broker, stream);
+        let page = state.broker.dead_letters(stream, params.get("reason"), from, remaining).await?;
+        remaining -= page.letters.len().min(remaining);
+        streams.push(json!({ "stream": stream, "dead_letters": page.letters.iter().map(|l| dead_letter_json(l, masker.as_ref())).collect::<Vec<_>>() }));
+        if let Some(next) = page.next {
+            next_cursor = Some(dead_letter_cursor(stream, next));
+            break;
+        }
+        from = DeadLetterCursor::default();
+        if remaining == 0 {
+            next_cursor = target_streams.get(stream_idx + 1).map(|next_stream| dead_letter_cursor(next_stream, from));
+            break;
         }
     }
-    Ok(axum::Json(json!({ "target": target, "streams": streams })))
+    Ok(axum::Json(json!({ "target": target, "streams": streams, "next_cursor": next_cursor })))
+}
+
+/// The opaque `next_cursor` of a listing: the stream and the position in its dead-letter
+/// stream, base64url-encoded so that clients pass it back rather than build it.
+fn dead_letter_cursor(stream: &str, at: DeadLetterCursor) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{stream}/{}/{}", at.partition, at.offset))
+}
+
+/// Reads a `cursor` back: the index of its stream among the target's streams, and the position.
+fn parse_dead_letter_cursor(cursor: &str, target_streams: &[String]) -> Result<(usize, DeadLetterCursor), Error> {
+    let invalid = || Error::invalid(codes::INVALID_PARAMETER, "cursor is not a next_cursor of this listing").with_path("/cursor");
+    let decoded = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(cursor).map_err(|_| invalid())?;
+    let text = String::from_utf8(decoded).map_err(|_| invalid())?;
+    let (position, offset) = text.rsplit_once('/').ok_or_else(invalid)?;
+    let (stream, partition) = position.rsplit_once('/').ok_or_else(invalid)?;
+    let stream_idx = target_streams.iter().position(|target| target == stream).ok_or_else(invalid)?;
+    let at = DeadLetterCursor { partition: partition.parse().map_err(|_| invalid())?, offset: offset.parse().map_err(|_| invalid())? };
+    Ok((stream_idx, at))
 }
 
 /// `POST .../dead-letters/replay`: moves dead letters that now pass the contract.

@@ -16,7 +16,7 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 use weft_core::Stream;
-use weft_core::guard::Caller;
+use weft_core::guard::{Caller, GroupUse};
 
 use crate::api::SUPPORTED_APIS;
 use crate::{Context, authz};
@@ -135,7 +135,7 @@ pub async fn find_coordinator(
         response.node_id = BrokerId(-1);
         return response;
     }
-    if let Err((error_code, message)) = authz::consume_group(context, caller, request.key.as_str()).await {
+    if let Err((error_code, message)) = authz::consume_group(context, caller, request.key.as_str(), GroupUse::Use).await {
         response.error_code = error_code;
         if version >= 1 {
             response.error_message = Some(str_bytes(message));

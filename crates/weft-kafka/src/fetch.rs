@@ -6,11 +6,13 @@
 //! watermark is the partition's visible end (under `fsync: always`, the durable end), the
 //! last stable offset equals it (no transactions), and the log start offset is reported.
 //! A Fetch with less than `min_bytes` available waits, up to `max_wait_ms`, for an append to
-//! one of its streams (`Stream::subscribe`), then reads again.
+//! one of its streams (`Stream::subscribe`), then reads again; it stops waiting as soon as the
+//! connection's token is revoked (the connection then closes).
 //! Fetch sessions (KIP-227) are not offered: every response has session id 0, which tells
 //! clients to send full fetch requests.
 //!
-//! Reading needs `consume` on the stream (TOPIC_AUTHORIZATION_FAILED otherwise). A reader
+//! Reading needs `consume` on the stream (TOPIC_AUTHORIZATION_FAILED otherwise); on a
+//! dead-letter stream (`<stream>.dlq`) the guard decides it as `read_dead_letters`. A reader
 //! without `unmask` on a stream whose contract classifies fields gets them masked, as over
 //! HTTP: the batches read are decoded and re-encoded (uncompressed) with each value masked,
 //! keeping every record's offset, timestamp, key and headers. Only then is a fetch not
@@ -25,7 +27,7 @@ use kafka_protocol::ResponseError;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse};
 use kafka_protocol::messages::{FetchRequest, FetchResponse, ListOffsetsRequest, ListOffsetsResponse, TopicName};
-use weft_core::guard::{Caller, Masker};
+use weft_core::guard::{Caller, Masker, TokenWatch};
 use weft_core::{Broker, Stream};
 use weft_log::batch::{BatchBuilder, BatchError, BatchView, Compression, set_producer};
 
@@ -52,7 +54,13 @@ struct FetchTarget {
     masker: Option<Arc<Masker>>,
 }
 
-pub async fn fetch(context: &Context, caller: &Caller, version: i16, request: FetchRequest) -> FetchResponse {
+pub async fn fetch(
+    context: &Context,
+    caller: &Caller,
+    mut token: Option<TokenWatch>,
+    version: i16,
+    request: FetchRequest,
+) -> FetchResponse {
     if version >= 7 && request.session_id != 0 {
         return FetchResponse::default().with_error_code(ResponseError::FetchSessionIdNotFound.code());
     }
@@ -119,11 +127,25 @@ pub async fn fetch(context: &Context, caller: &Caller, version: i16, request: Fe
         let changes = watchers.iter_mut().map(|(_, receiver)| Box::pin(receiver.changed()));
         // Woken by an append or by the deadline: either way read again; past the deadline
         // the next pass answers with whatever is there.
-        let stream_gone = matches!(tokio::time::timeout_at(deadline, select_all(changes)).await, Ok((Err(_), _, _)));
+        let stream_gone = tokio::select! {
+            waited = tokio::time::timeout_at(deadline, select_all(changes)) => matches!(waited, Ok((Err(_), _, _))),
+            // The connection's token ended: answer with what was read; the connection closes next.
+            _ = token_ended(token.as_mut()) => return fetch_response(version, &targets, partitions),
+        };
         if stream_gone {
             // A stream went away: stop waiting and answer with the next read.
             watchers.clear();
         }
+    }
+}
+
+/// Resolves once the token ends; never without one.
+async fn token_ended(token: Option<&mut TokenWatch>) {
+    match token {
+        Some(token) => {
+            token.ended().await;
+        }
+        None => std::future::pending().await,
     }
 }
 
@@ -215,7 +237,9 @@ fn fetch_response(version: i16, targets: &[FetchTarget], reads: Vec<PartitionRea
             .with_error_code(read.error_code)
             .with_high_watermark(read.high_watermark)
             .with_last_stable_offset(read.high_watermark)
-            .with_records(read.records);
+            // Never null, as Kafka's brokers send it: librdkafka refuses a null record set
+            // (MessageSetSize -1) as a parse failure and would never see the partition's error.
+            .with_records(Some(read.records.unwrap_or_default()));
         if version >= 5 {
             partition.log_start_offset = read.log_start_offset;
         }

@@ -31,6 +31,10 @@ use crate::api;
 
 /// Largest request frame accepted (Kafka's `socket.request.max.bytes` default).
 pub const REQUEST_BYTES_MAX: usize = 100 * 1024 * 1024;
+/// Largest request frame accepted before the connection authenticated (Kafka's
+/// `sasl.server.max.receive.size` default): the SASL exchange needs a few KiB, so an unauthenticated
+/// client cannot make the listener hold `REQUEST_BYTES_MAX`.
+pub const PRE_AUTH_REQUEST_BYTES_MAX: usize = 512 * 1024;
 /// Bytes of the fixed part of a request header: api key, api version, correlation id.
 pub const REQUEST_HEADER_FIXED_BYTES: usize = 8;
 /// `INT32` values above this that cannot be an array length fitting the frame are read as this.
@@ -39,8 +43,8 @@ pub const INT32_FIELD_CLAMP: i32 = 16 * 1024 * 1024;
 /// Why a frame is not a request this listener answers; each closes the connection.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FrameError {
-    #[error("request frame of {0} bytes is over the limit of {REQUEST_BYTES_MAX} bytes")]
-    TooLarge(i64),
+    #[error("request frame of {bytes} bytes is over the limit of {limit} bytes")]
+    TooLarge { bytes: i64, limit: usize },
     #[error("request frame of {0} bytes is shorter than a request header")]
     TooShort(usize),
     #[error("unknown api key {0}")]
@@ -55,6 +59,9 @@ pub enum FrameError {
     NotAuthenticated(ApiKey),
     #[error("sasl authentication failed")]
     AuthenticationFailed,
+    /// The token the connection authenticated with was revoked or has expired.
+    #[error("the connection's token can no longer be used: {0}")]
+    CredentialsEnded(String),
 }
 
 /// A decoded request body of one of the supported APIs.

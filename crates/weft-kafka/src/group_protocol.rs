@@ -55,6 +55,15 @@ pub const REBALANCE_TIMEOUT_MS_MAX: i32 = 300_000;
 /// HTTP groups and are assigned on the server.
 pub const CONSUMER_PROTOCOL_TYPE: &str = "consumer";
 
+/// The topics a consumer's JoinGroup subscribes to, over all the protocols it offers (none for
+/// other protocol types, or metadata that does not decode).
+pub fn subscribed_topics(protocol_type: &str, protocols: &[(String, Bytes)]) -> std::collections::BTreeSet<String> {
+    if protocol_type != CONSUMER_PROTOCOL_TYPE {
+        return Default::default();
+    }
+    protocols.iter().filter_map(|(_, metadata)| decode_subscription(metadata)).flat_map(|subscription| subscription.topics).collect()
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GroupState {
     Empty,

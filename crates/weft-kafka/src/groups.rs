@@ -27,7 +27,7 @@ use kafka_protocol::messages::{
 };
 use tokio::time::Instant;
 
-use weft_core::guard::Caller;
+use weft_core::guard::{Caller, GroupUse};
 
 use crate::cluster::str_bytes;
 use crate::connection::ClientAddress;
@@ -42,7 +42,7 @@ pub async fn join_group(
     client: &ClientAddress,
     request: JoinGroupRequest,
 ) -> JoinGroupResponse {
-    if let Err((error_code, _)) = authz::consume_group(context, caller, &request.group_id.0).await {
+    if let Err((error_code, _)) = authz::consume_group(context, caller, &request.group_id.0, GroupUse::Use).await {
         return JoinGroupResponse::default()
             .with_error_code(error_code)
             .with_generation_id(-1)
@@ -61,6 +61,15 @@ pub async fn join_group(
         protocol_type: request.protocol_type.to_string(),
         protocols: request.protocols.into_iter().map(|protocol| (protocol.name.to_string(), protocol.metadata)).collect(),
     };
+    // The owners of the streams a group subscribes to (those the caller may read) may manage it.
+    for topic in crate::group_protocol::subscribed_topics(&join.protocol_type, &join.protocols) {
+        if context.broker.stream(&topic).is_ok()
+            && authz::may_consume_stream(context, caller, &topic)
+            && let Err(error) = context.broker.note_group_stream(&join.group_id, &topic).await
+        {
+            tracing::warn!(group = %join.group_id, stream = %topic, %error, "the group's stream could not be recorded");
+        }
+    }
     let outcome = match context.group_protocol.join(join, Instant::now()) {
         Err(outcome) => outcome,
         Ok(receiver) => {
@@ -88,7 +97,7 @@ pub async fn join_group(
 }
 
 pub async fn sync_group(context: &Context, caller: &Caller, request: SyncGroupRequest) -> SyncGroupResponse {
-    if let Err((error_code, _)) = authz::consume_group(context, caller, &request.group_id.0).await {
+    if let Err((error_code, _)) = authz::consume_group(context, caller, &request.group_id.0, GroupUse::Inspect).await {
         return SyncGroupResponse::default().with_error_code(error_code);
     }
     let assignments = request.assignments.into_iter().map(|a| (a.member_id.to_string(), a.assignment)).collect();
@@ -103,7 +112,7 @@ pub async fn sync_group(context: &Context, caller: &Caller, request: SyncGroupRe
 }
 
 pub async fn heartbeat(context: &Context, caller: &Caller, request: HeartbeatRequest) -> HeartbeatResponse {
-    if let Err((error_code, _)) = authz::consume_group(context, caller, &request.group_id.0).await {
+    if let Err((error_code, _)) = authz::consume_group(context, caller, &request.group_id.0, GroupUse::Inspect).await {
         return HeartbeatResponse::default().with_error_code(error_code);
     }
     let error_code = context.group_protocol.heartbeat(&request.group_id.0, request.generation_id, &request.member_id, Instant::now());
@@ -111,7 +120,7 @@ pub async fn heartbeat(context: &Context, caller: &Caller, request: HeartbeatReq
 }
 
 pub async fn leave_group(context: &Context, caller: &Caller, version: i16, request: LeaveGroupRequest) -> LeaveGroupResponse {
-    if let Err((error_code, _)) = authz::consume_group(context, caller, &request.group_id.0).await {
+    if let Err((error_code, _)) = authz::consume_group(context, caller, &request.group_id.0, GroupUse::Inspect).await {
         return LeaveGroupResponse::default().with_error_code(error_code);
     }
     let now = Instant::now();
@@ -138,7 +147,7 @@ pub async fn leave_group(context: &Context, caller: &Caller, version: i16, reque
 pub async fn offset_commit(context: &Context, caller: &Caller, version: i16, request: OffsetCommitRequest) -> OffsetCommitResponse {
     let _ = version;
     let group_id = request.group_id.0.to_string();
-    let (group_error, scope) = match authz::consume_group(context, caller, &group_id).await {
+    let (group_error, scope) = match authz::consume_group(context, caller, &group_id, GroupUse::Use).await {
         Err((error_code, _)) => (error_code, CommitScope::Outsider),
         Ok(()) => match context.group_protocol.check_commit(&group_id, request.generation_id_or_member_epoch, &request.member_id) {
             Ok(scope) => (0, scope),
@@ -152,6 +161,12 @@ pub async fn offset_commit(context: &Context, caller: &Caller, version: i16, req
             (0, Ok(_)) => authz::consume_stream(context, caller, topic.name.0.as_str()).await.err().map(|(error_code, _)| error_code),
             _ => None,
         };
+        if let (0, Ok(stream), None) = (group_error, &stream, topic_error) {
+            // The owners of the streams a group commits on may manage the group.
+            if let Err(error) = context.broker.note_group_stream(&group_id, stream.name()).await {
+                tracing::warn!(group = %group_id, stream = stream.name(), %error, "the group's stream could not be recorded");
+            }
+        }
         let mut partitions = Vec::new();
         let mut offsets = Vec::new();
         for partition in &topic.partitions {
@@ -210,7 +225,7 @@ pub async fn offset_commit(context: &Context, caller: &Caller, version: i16, req
 
 pub async fn offset_fetch(context: &Context, caller: &Caller, version: i16, request: OffsetFetchRequest) -> OffsetFetchResponse {
     let group_id = request.group_id.0.to_string();
-    if let Err((error_code, _)) = authz::consume_group(context, caller, &group_id).await {
+    if let Err((error_code, _)) = authz::consume_group(context, caller, &group_id, GroupUse::Inspect).await {
         if version >= 2 {
             return OffsetFetchResponse::default().with_error_code(error_code);
         }
@@ -324,7 +339,7 @@ pub async fn list_groups(context: &Context, caller: &Caller) -> ListGroupsRespon
 pub async fn describe_groups(context: &Context, caller: &Caller, version: i16, request: DescribeGroupsRequest) -> DescribeGroupsResponse {
     let mut denied = Vec::with_capacity(request.groups.len());
     for group_id in &request.groups {
-        denied.push(authz::consume_group(context, caller, &group_id.0).await.err().map(|(error_code, _)| error_code));
+        denied.push(authz::consume_group(context, caller, &group_id.0, GroupUse::Inspect).await.err().map(|(error_code, _)| error_code));
     }
     let groups = request
         .groups

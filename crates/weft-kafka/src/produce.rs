@@ -469,7 +469,7 @@ schema:
     async fn an_invalid_record_refuses_its_batch_with_record_errors() {
         let dir = tempfile::tempdir().unwrap();
         let broker = weft_core::Broker::open(dir.path(), Arc::new(weft_log::SystemClock)).unwrap();
-        let admin = Caller { principal: "admin".into(), source: "test".into() };
+        let admin = Caller::without_token("admin", "test");
         let source = weft_core::mesh::ApplySource { name: "payments.odcs.yaml".into(), text: CONTRACT.into() };
         broker.apply(vec![source], false, &admin).unwrap();
         let context = Context {
@@ -495,7 +495,7 @@ schema:
         assert_eq!(partition.record_errors.len(), 1);
         assert_eq!(partition.record_errors[0].batch_index, 1);
         assert_eq!(broker.stream("payments").unwrap().partition_stats(0).unwrap().visible_next_offset, 0, "nothing stored");
-        let letters = broker.dead_letters("payments", None, 10).await.unwrap();
+        let letters = broker.dead_letters("payments", None, Default::default(), 10).await.unwrap().letters;
         assert_eq!(letters.len(), 1);
         assert_eq!((letters[0].reason.as_str(), letters[0].producer.as_str()), ("contract.type_mismatch", "admin"));
         assert_eq!(letters[0].data, br#"{"amount":"one"}"#);

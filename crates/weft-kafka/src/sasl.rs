@@ -11,14 +11,19 @@
 //! clients) the next frame is the bare PLAIN token, answered with an empty frame on success.
 //! A failed authentication is audited (`authenticate`, decision `auth_failure`), answered with
 //! SASL_AUTHENTICATION_FAILED where the protocol has a response, and the connection is closed.
+//!
+//! An authenticated session watches its token ([`Session::token`]): once it is revoked or has
+//! expired, the connection answers no further request and is closed (`connection`), and a Fetch
+//! waiting for data stops waiting (`fetch`).
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::{SaslAuthenticateRequest, SaslAuthenticateResponse, SaslHandshakeRequest, SaslHandshakeResponse};
 use weft_core::Broker;
-use weft_core::guard::Caller;
+use weft_core::guard::{Caller, TokenWatch};
 use weft_governance::identity::{Credentials, TokenSecret};
 
 use crate::cluster::str_bytes;
@@ -47,20 +52,37 @@ pub struct Session {
     pub state: SaslState,
     /// The authenticated caller; `None` until SASL succeeds (unless authentication is off).
     pub caller: Option<Caller>,
+    /// The token the caller authenticated with, watched for revocation; `None` until SASL
+    /// succeeds, and with authentication off.
+    pub token: Option<TokenWatch>,
 }
 
 impl Session {
     pub fn new(broker: &Broker, peer: SocketAddr) -> Self {
-        let mut session = Self { peer, state: SaslState::Start, caller: None };
+        let mut session = Self { peer, state: SaslState::Start, caller: None, token: None };
         if !broker.guard().is_enabled() {
             session.state = SaslState::Done;
-            session.caller = Some(session.caller_named(weft_governance::identity::ADMIN_PRINCIPAL.to_string()));
+            session.caller = Some(Caller::without_token(weft_governance::identity::ADMIN_PRINCIPAL, session.source()));
         }
         session
     }
 
-    fn caller_named(&self, principal: String) -> Caller {
-        Caller { principal, source: format!("kafka {}", self.peer) }
+    fn source(&self) -> String {
+        format!("kafka {}", self.peer)
+    }
+
+    /// Why the session's token can no longer be used, or `None` while it can (always `None`
+    /// before authentication and with authentication off). Cheap: see `TokenWatch::check`.
+    pub fn token_ended(&mut self) -> Option<weft_core::Error> {
+        self.token.as_mut().and_then(TokenWatch::check)
+    }
+
+    /// Resolves once the session's token can no longer be used; never without one.
+    pub async fn ended(&mut self) -> weft_core::Error {
+        match self.token.as_mut() {
+            Some(token) => token.ended().await,
+            None => std::future::pending().await,
+        }
     }
 }
 
@@ -78,7 +100,7 @@ pub fn handshake(session: &mut Session, version: i16, request: &SaslHandshakeReq
 
 /// Answers SaslAuthenticate; `Err(response)` means answer and then close the connection.
 pub async fn authenticate(
-    broker: &Broker,
+    broker: &Arc<Broker>,
     session: &mut Session,
     request: &SaslAuthenticateRequest,
 ) -> Result<SaslAuthenticateResponse, SaslAuthenticateResponse> {
@@ -96,24 +118,23 @@ pub async fn authenticate(
 }
 
 /// Checks the bare PLAIN token that follows SaslHandshake v0.
-pub async fn authenticate_raw(broker: &Broker, session: &mut Session, token: &[u8]) -> Result<(), String> {
+pub async fn authenticate_raw(broker: &Arc<Broker>, session: &mut Session, token: &[u8]) -> Result<(), String> {
     check_plain_token(broker, session, token).await
 }
 
 /// Checks a PLAIN token (`authzid \0 user \0 password`, RFC 4616) and, on success, marks the
 /// session authenticated. The error is the message for the client: it never repeats the secret.
-async fn check_plain_token(broker: &Broker, session: &mut Session, token: &[u8]) -> Result<(), String> {
-    let credentials = parse_plain(token);
-    let principal =
-        broker.guard().authenticate(credentials.map(|(user, password)| Credentials::Basic { user, password: TokenSecret::new(password) }));
-    match principal {
-        Ok(principal) => {
-            session.caller = Some(session.caller_named(principal));
+async fn check_plain_token(broker: &Arc<Broker>, session: &mut Session, token: &[u8]) -> Result<(), String> {
+    let credentials = parse_plain(token).map(|(user, password)| Credentials::Basic { user, password: TokenSecret::new(password) });
+    match broker.guard().authenticate_caller(credentials, session.source()) {
+        Ok(caller) => {
+            session.token = caller.token_id.is_some().then(|| broker.watch_token(&caller));
+            session.caller = Some(caller);
             session.state = SaslState::Done;
             Ok(())
         }
         Err(error) => {
-            let unknown = session.caller_named("unknown".to_string());
+            let unknown = Caller::without_token("unknown", session.source());
             let detail = Some(format!("sasl {MECHANISM_PLAIN}"));
             broker.audit_auth_failure(&unknown, "kafka", error.code, detail).await;
             Err(format!("authentication failed: {} ({})", error.message, error.code))

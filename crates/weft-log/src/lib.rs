@@ -5,8 +5,10 @@
 //! The byte layout and the commit protocol are written down in `FORMAT.md` beside this crate.
 //!
 //! This crate owns: the batch byte format (`batch`), the once-checked batch that travels from an
-//! edge to the log (`VerifiedBatch`), segments and their indexes (`segment`), and one
-//! partition's append, group commit, reads, recovery and retention (`partition`).
+//! edge to the log (`VerifiedBatch`), segments and their indexes (`segment`), one
+//! partition's append, group commit, reads and retention (`partition`) and its recovery on open
+//! (`recovery`), and the storage backend all of them do their file I/O through (`backend`:
+//! `FileBackend` in production, `simulation::SimulatedDisk` in crash tests).
 //! It does not know about streams, HTTP, JSON, CloudEvents, contracts or Kafka's wire
 //! protocol: those live above it, in `weft-core` and the edge crates.
 //!
@@ -15,18 +17,22 @@
 //! - `SEGMENT_BYTES_MAX_LIMIT`: largest configurable segment (2 GiB - 1, positions are 32-bit).
 //! - `batch::RECORD_HEADERS_MAX`: headers per record (1024).
 
+pub mod backend;
 pub mod batch;
 mod partition;
 mod read_only;
+mod recovery;
 mod segment;
+pub mod simulation;
 mod verified;
 
 use std::io;
 use std::str::FromStr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+pub use backend::{FileBackend, OpenMode, StorageBackend, StorageFile};
 pub use partition::{Appended, PartitionLog, PartitionStats, ReadChunk, RecoveryReport};
-pub use read_only::{ScanReport, ScanStop, scan_partition_read_only};
+pub use read_only::{ScanReport, ScanStop, scan_partition_read_only, scan_partition_read_only_with};
 pub use verified::VerifiedBatch;
 
 /// Largest segment size a configuration may ask for: index positions are 32-bit.

@@ -1,5 +1,7 @@
 //! One partition: an ordered list of segments, the append path with group commit,
-//! reads by offset and by time, recovery on open, and retention.
+//! reads by offset and by time, and retention; `recovery` rebuilds it on open.
+//! Every file operation goes through the partition's `StorageBackend` (`FileBackend` unless
+//! opened with `PartitionLog::open_with`).
 //!
 //! Concurrency: appends take the `inner` lock only to write the batch into the page
 //! cache; the fsync happens outside it, so concurrent producers share one fsync
@@ -8,18 +10,20 @@
 //! the durable end, so a consumer never sees an event that a crash could take back.
 
 use std::collections::BTreeMap;
-use std::fs;
 use std::io;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
+use crate::backend::{FileBackend, StorageBackend, StorageFile};
 use crate::batch::{BATCH_BYTES_MAX, BATCH_LENGTH_PREFIX_BYTES, BatchError, BatchView, batch_total_len, set_base_offset};
-use crate::segment::{IndexEntry, Segment, parse_log_file_name, read_exact_at, sync_dir};
+use crate::recovery::recover;
+use crate::segment::{IndexEntry, Segment};
 use crate::{Clock, FsyncPolicy, LogConfig, LogError, VerifiedBatch};
 
 /// Extra bytes read past a fetch's budget so the batch that crosses it can be returned whole.
 const READ_SLACK_BYTES: usize = 64 * 1024;
+/// How much of a log is written again at once after a failed fdatasync (see `rewrite`).
+const REWRITE_CHUNK_BYTES: usize = 4 * 1024 * 1024;
 
 /// Where an appended batch landed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,6 +81,7 @@ pub struct PartitionStats {
 
 pub struct PartitionLog {
     dir: PathBuf,
+    backend: Arc<dyn StorageBackend>,
     clock: Arc<dyn Clock>,
     inner: Mutex<Inner>,
     sync: Mutex<SyncState>,
@@ -111,50 +116,27 @@ impl Inner {
 }
 
 impl PartitionLog {
-    /// Opens (or creates) the partition in `dir`, recovering from a crash if needed:
-    /// the active segment is scanned and cut at the first torn or corrupt batch.
+    /// Opens (or creates) the partition in `dir` on the real file system, recovering from a
+    /// crash if needed: the active segment is scanned and cut at the first torn or corrupt batch.
     pub fn open(dir: &Path, config: LogConfig, clock: Arc<dyn Clock>) -> Result<(Self, RecoveryReport), LogError> {
+        Self::open_with(Arc::new(FileBackend), dir, config, clock)
+    }
+
+    /// Opens the partition like `open`, doing all its file I/O through `backend` (a simulated
+    /// disk in crash tests).
+    pub fn open_with(
+        backend: Arc<dyn StorageBackend>,
+        dir: &Path,
+        config: LogConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Result<(Self, RecoveryReport), LogError> {
         config.check()?;
-        std::os::unix::fs::DirBuilderExt::mode(fs::DirBuilder::new().recursive(true), 0o700).create(dir)?;
-        let mut bases = Vec::new();
-        for entry in fs::read_dir(dir)? {
-            let entry = entry?;
-            let name = entry.file_name();
-            let name = name.to_string_lossy();
-            if name.ends_with(".tmp") {
-                fs::remove_file(entry.path())?;
-            } else if let Some(base) = parse_log_file_name(&name) {
-                bases.push(base);
-            }
-        }
-        bases.sort_unstable();
-        let mut report = RecoveryReport::default();
-        let mut segments = BTreeMap::new();
-        if bases.is_empty() {
-            segments.insert(0, Segment::create(dir, 0)?);
-            sync_dir(dir)?;
-        }
-        for (segment_idx, &base) in bases.iter().enumerate() {
-            let segment = match bases.get(segment_idx + 1) {
-                Some(&next_base) => open_sealed(dir, base, next_base, &config, &mut report)?,
-                None => open_active(dir, base, &config, &mut report)?,
-            };
-            if let Some((_, previous)) = segments.last_key_value() {
-                let previous: &Segment = previous;
-                if previous.next_offset != segment.base_offset {
-                    return Err(corrupt(
-                        &segment.log_path,
-                        format!("segment starts at {} but the previous one ends at {}", segment.base_offset, previous.next_offset),
-                    ));
-                }
-            }
-            segments.insert(base, segment);
-        }
-        report.n_segments = segments.len();
+        let (segments, report) = recover(backend.as_ref(), dir, &config)?;
         let next_offset = segments.values().next_back().map(|s: &Segment| s.next_offset).expect("at least one segment");
         let inner = Inner { config, segments, next_offset, visible_next_offset: next_offset, poisoned: None };
         let log = Self {
             dir: dir.to_path_buf(),
+            backend,
             clock,
             inner: Mutex::new(inner),
             sync: Mutex::new(SyncState { in_progress: false, durable_next_offset: next_offset, failed: None }),
@@ -292,9 +274,10 @@ impl PartitionLog {
             }
             state.in_progress = true;
             drop(state);
-            let (file, covered_next_offset) = {
+            let (file, segment_base_offset, covered_bytes, covered_next_offset) = {
                 let inner = self.lock_inner();
-                (Arc::clone(&inner.active().file), inner.next_offset)
+                let active = inner.active();
+                (Arc::clone(&active.file), active.base_offset, active.size_bytes, inner.next_offset)
             };
             let result = file.sync_data();
             let failure = {
@@ -305,17 +288,17 @@ impl PartitionLog {
                     // succeeding does not prove that the data reached the disk.
                     (Ok(()), Some(reason)) => Some(reason.clone()),
                     (Ok(()), None) => {
+                        if let Some(segment) = inner.segments.get_mut(&segment_base_offset) {
+                            segment.durable_bytes = segment.durable_bytes.max(covered_bytes);
+                            segment.durable_next_offset = segment.durable_next_offset.max(covered_next_offset);
+                        }
                         inner.visible_next_offset = inner.visible_next_offset.max(covered_next_offset);
                         None
                     }
                     // After a failed fsync the page cache may have dropped dirty pages, so
                     // nothing written since the last good fsync can be trusted: refuse writes
-                    // until a restart re-reads the log from disk.
-                    (Err(error), _) => {
-                        let reason = format!("fsync failed: {error}");
-                        inner.poisoned = Some(reason.clone());
-                        Some(reason)
-                    }
+                    // until a reopen re-reads the log.
+                    (Err(error), _) => Some(poison_after_failed_sync(&mut inner, format!("fsync failed: {error}"))),
                 }
             };
             state = self.lock_sync();
@@ -343,13 +326,22 @@ impl PartitionLog {
         }
         // A sealed segment is always complete on disk: fsync it before the next one exists.
         if let Err(error) = active.file.sync_data() {
-            inner.poisoned = Some(format!("fsync failed while rolling a segment: {error}"));
+            poison_after_failed_sync(inner, format!("fsync failed while rolling a segment: {error}"));
             return Err(LogError::from_io(error));
         }
-        active.write_index_files().map_err(LogError::from_io)?;
+        let active = inner.active_mut();
+        active.durable_bytes = active.size_bytes;
+        active.durable_next_offset = active.next_offset;
+        active.write_index_files(self.backend.as_ref()).map_err(LogError::from_io)?;
         let next_offset = inner.next_offset;
-        let segment = Segment::create(&self.dir, next_offset).map_err(LogError::from_io)?;
-        sync_dir(&self.dir).map_err(LogError::from_io)?;
+        let segment = Segment::create(self.backend.as_ref(), &self.dir, next_offset).map_err(LogError::from_io)?;
+        // Without a durable entry the new segment (and every batch acknowledged in it) could
+        // vanish at power loss; a directory fsync is not retried after a failure either, and the
+        // reopen that recovers syncs the directory again.
+        if let Err(error) = self.backend.sync_dir(&self.dir) {
+            inner.poisoned = Some(format!("directory fsync failed while rolling a segment: {error}"));
+            return Err(LogError::from_io(error));
+        }
         inner.segments.insert(next_offset, segment);
         Ok(())
     }
@@ -374,7 +366,7 @@ impl PartitionLog {
         let budget = max_bytes.clamp(1, BATCH_BYTES_MAX);
         let want = ((end_position - start_position) as usize).min(budget + READ_SLACK_BYTES);
         let mut buf = vec![0u8; want];
-        read_exact_at(&file, &mut buf, start_position)?;
+        file.read_exact_at(&mut buf, start_position)?;
         let segment_tail_len = (end_position - start_position) as usize;
         let mut keep_from = None;
         let mut keep_to = 0usize;
@@ -385,7 +377,7 @@ impl PartitionLog {
                 // entry lies further before `offset` than budget plus slack, so read on.
                 let read_to = buf.len();
                 buf.resize((read_to + budget + READ_SLACK_BYTES).min(segment_tail_len), 0);
-                read_exact_at(&file, &mut buf[read_to..], start_position + read_to as u64)?;
+                file.read_exact_at(&mut buf[read_to..], start_position + read_to as u64)?;
             }
             if cursor >= buf.len() {
                 break;
@@ -404,7 +396,7 @@ impl PartitionLog {
             } else if cursor + total > buf.len() {
                 // The first wanted batch is larger than what was read: fetch it whole.
                 buf.resize(cursor + total, 0);
-                read_exact_at(&file, &mut buf[cursor..], start_position + cursor as u64)?;
+                file.read_exact_at(&mut buf[cursor..], start_position + cursor as u64)?;
             }
             let batch = BatchView::parse(&buf[cursor..]).map_err(|error| corrupt_read(&self.dir, start_position + cursor as u64, error))?;
             if batch.base_offset() >= visible_next_offset {
@@ -442,10 +434,10 @@ impl PartitionLog {
             let mut position = start_position;
             while position < end_position {
                 let mut prefix = [0u8; 12];
-                read_exact_at(&file, &mut prefix, position)?;
+                file.read_exact_at(&mut prefix, position)?;
                 let total = batch_total_len(&prefix).map_err(|error| corrupt_read(&self.dir, position, error))?;
                 let mut buf = vec![0u8; total];
-                read_exact_at(&file, &mut buf, position)?;
+                file.read_exact_at(&mut buf, position)?;
                 let batch = BatchView::parse(&buf).map_err(|error| corrupt_read(&self.dir, position, error))?;
                 if batch.base_offset() >= visible_next_offset {
                     return Ok(None);
@@ -487,82 +479,61 @@ impl PartitionLog {
                 break;
             }
             let (_, oldest) = inner.segments.pop_first().expect("more than one segment");
-            oldest.remove_files()?;
+            oldest.remove_files(self.backend.as_ref())?;
             n_removed += 1;
         }
         if n_removed > 0 {
             // Make the unlinks durable, so a crash cannot bring back an old segment in front
             // of a gap.
-            sync_dir(&self.dir)?;
+            self.backend.sync_dir(&self.dir)?;
         }
         Ok(n_removed)
     }
 }
 
-fn open_sealed(dir: &Path, base: u64, next_base: u64, config: &LogConfig, report: &mut RecoveryReport) -> Result<Segment, LogError> {
-    if let Some(segment) = Segment::load_sealed(dir, base, next_base)? {
-        return Ok(segment);
-    }
-    let (log_path, file) = Segment::open_file(dir, base)?;
-    let scan = Segment::scan(&file, base, config.index_interval_bytes)?;
-    let file_len = file.metadata()?.len();
-    if scan.valid_bytes != file_len || scan.next_offset != next_base {
-        let why = scan.stopped_by.map(|e| e.to_string()).unwrap_or_else(|| "offsets do not reach the next segment".into());
-        return Err(corrupt(&log_path, format!("sealed segment is damaged at byte {}: {why}", scan.valid_bytes)));
-    }
-    let segment = Segment {
-        base_offset: base,
-        file: Arc::new(file),
-        log_path,
-        size_bytes: scan.valid_bytes,
-        next_offset: scan.next_offset,
-        max_timestamp: scan.max_timestamp,
-        index: scan.index,
-        bytes_since_index_entry: scan.bytes_since_index_entry,
-        first_append_ms: None,
-    };
-    segment.write_index_files()?;
-    report.rebuilt_indexes += 1;
-    Ok(segment)
-}
-
-fn open_active(dir: &Path, base: u64, config: &LogConfig, report: &mut RecoveryReport) -> Result<Segment, LogError> {
-    let (log_path, file) = Segment::open_file(dir, base)?;
-    let scan = Segment::scan(&file, base, config.index_interval_bytes)?;
-    let file_len = file.metadata()?.len();
-    if scan.valid_bytes < file_len {
-        // Everything after the first bad batch was never acknowledged under `always`
-        // (acknowledgement waits for the fsync that covers it), so it is cut off.
-        file.set_len(scan.valid_bytes)?;
-        report.truncated_bytes = file_len - scan.valid_bytes;
-        report.truncated_because = scan.stopped_by.map(|e| e.to_string());
-    }
-    // Whatever survived is made durable before anyone can read it.
-    file.sync_data()?;
-    for stale in [log_path.with_extension("index"), log_path.with_extension("timeindex")] {
-        match fs::remove_file(stale) {
-            Ok(()) => {}
-            Err(error) if error.kind() == io::ErrorKind::NotFound => {}
-            Err(error) => return Err(error.into()),
-        }
-    }
-    Ok(Segment {
-        base_offset: base,
-        file: Arc::new(file),
-        log_path,
-        size_bytes: scan.valid_bytes,
-        next_offset: scan.next_offset,
-        max_timestamp: scan.max_timestamp,
-        index: scan.index,
-        bytes_since_index_entry: scan.bytes_since_index_entry,
-        first_append_ms: None,
-    })
-}
-
-fn corrupt(path: &Path, detail: String) -> LogError {
-    LogError::Corrupt { path: path.display().to_string(), detail }
-}
-
 fn corrupt_read(dir: &Path, position: u64, error: BatchError) -> LogError {
     LogError::Corrupt { path: dir.display().to_string(), detail: format!("unreadable batch at byte {position}: {error}") }
+}
+
+/// Poisons the partition after a failed fdatasync of its active log and returns the reason.
+///
+/// The writes that fsync covered may be lost although reads still return them (Linux marks the
+/// pages clean), and the reopen that recovers, in the same machine, would read them back from
+/// the page cache, fdatasync "successfully", and build acknowledged batches on top of bytes that
+/// are not on disk. So the unsynced tail of the active log is dealt with now:
+/// - when no reader has seen it (always so under `always`), it is cut back to what the last good
+///   fdatasync covered, so the batches whose waits fail are gone rather than in limbo;
+/// - otherwise (`never`, `interval`) it is written again, unchanged, so its pages are dirty and
+///   the reopen's fdatasync really writes them (this is not a retry: this partition never
+///   trusts another fdatasync).
+fn poison_after_failed_sync(inner: &mut Inner, reason: String) -> String {
+    let visible_next_offset = inner.visible_next_offset;
+    let active = inner.active_mut();
+    let mut reason = reason;
+    if active.size_bytes > active.durable_bytes {
+        let outcome = if visible_next_offset <= active.durable_next_offset {
+            active.file.set_len(active.durable_bytes).map(|()| active.size_bytes = active.durable_bytes)
+        } else {
+            rewrite(active.file.as_ref(), active.durable_bytes, active.size_bytes)
+        };
+        if let Err(error) = outcome {
+            reason = format!("{reason}; dealing with the unsynced writes failed too: {error}");
+        }
+    }
+    inner.poisoned = Some(reason.clone());
+    reason
+}
+
+/// Writes bytes `from..to` of `file` again, as they read now, and sets its length to `to` again
+/// (a failed fdatasync may have lost a truncate as well as writes).
+fn rewrite(file: &dyn StorageFile, from: u64, to: u64) -> io::Result<()> {
+    let mut chunk = Vec::new();
+    let mut position = from;
+    while position < to {
+        chunk.resize(((to - position) as usize).min(REWRITE_CHUNK_BYTES), 0);
+        file.read_exact_at(&mut chunk, position)?;
+        file.write_all_at(&chunk, position)?;
+        position += chunk.len() as u64;
+    }
+    file.set_len(to)
 }

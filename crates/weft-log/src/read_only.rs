@@ -7,12 +7,13 @@
 //! their checksums checked, and stops at the first torn or damaged batch, saying where.
 //! It creates, truncates, renames and removes nothing, and it ignores the index files.
 
-use std::fs::File;
+use std::io;
 use std::path::{Path, PathBuf};
 
 use crate::LogError;
+use crate::backend::{FileBackend, OpenMode, StorageBackend};
 use crate::batch::{BATCH_BYTES_MAX, BATCH_LENGTH_PREFIX_BYTES, BatchView, batch_total_len};
-use crate::segment::{parse_log_file_name, read_exact_at};
+use crate::segment::parse_log_file_name;
 
 /// Bytes read from a segment file at a time (a whole batch is read even when larger).
 const SCAN_READ_BYTES: usize = 1024 * 1024;
@@ -37,23 +38,29 @@ pub struct ScanReport {
 
 /// Calls `visit` with every whole, checksum-verified batch of the partition in `dir`, in offset
 /// order, opening files read-only. A missing directory is an empty partition.
-pub fn scan_partition_read_only(dir: &Path, mut visit: impl FnMut(BatchView<'_>)) -> Result<ScanReport, LogError> {
+pub fn scan_partition_read_only(dir: &Path, visit: impl FnMut(BatchView<'_>)) -> Result<ScanReport, LogError> {
+    scan_partition_read_only_with(&FileBackend, dir, visit)
+}
+
+/// `scan_partition_read_only` through `backend`: it only lists the directory, opens files
+/// with `OpenMode::ReadOnly` and reads them.
+pub fn scan_partition_read_only_with(
+    backend: &dyn StorageBackend,
+    dir: &Path,
+    mut visit: impl FnMut(BatchView<'_>),
+) -> Result<ScanReport, LogError> {
     let mut report = ScanReport::default();
-    if !dir.exists() {
-        return Ok(report);
-    }
-    let mut bases = Vec::new();
-    for entry in std::fs::read_dir(dir)? {
-        let name = entry?.file_name();
-        if let Some(base) = parse_log_file_name(&name.to_string_lossy()) {
-            bases.push(base);
-        }
-    }
+    let names = match backend.list_dir(dir) {
+        Ok(names) => names,
+        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(report),
+        Err(error) => return Err(error.into()),
+    };
+    let mut bases: Vec<u64> = names.iter().filter_map(|name| parse_log_file_name(name)).collect();
     bases.sort_unstable();
     for base in bases {
         let path = dir.join(crate::segment::log_file_name(base));
-        let file = File::open(&path)?;
-        let file_len = file.metadata()?.len();
+        let file = backend.open_file(&path, OpenMode::ReadOnly)?;
+        let file_len = file.len_bytes()?;
         let mut position = 0u64;
         let stop = |position: u64, reason: String| ScanStop { file: path.clone(), position, reason };
         while position < file_len {
@@ -63,7 +70,7 @@ pub fn scan_partition_read_only(dir: &Path, mut visit: impl FnMut(BatchView<'_>)
                 return Ok(report);
             }
             let mut prefix = [0u8; BATCH_LENGTH_PREFIX_BYTES];
-            read_exact_at(&file, &mut prefix, position)?;
+            file.read_exact_at(&mut prefix, position)?;
             let total = match batch_total_len(&prefix) {
                 Ok(total) if total <= remaining => total,
                 Ok(total) => {
@@ -77,7 +84,7 @@ pub fn scan_partition_read_only(dir: &Path, mut visit: impl FnMut(BatchView<'_>)
             };
             debug_assert!(total <= BATCH_BYTES_MAX);
             let mut bytes = vec![0u8; total.max(SCAN_READ_BYTES.min(remaining)).min(remaining)];
-            read_exact_at(&file, &mut bytes, position)?;
+            file.read_exact_at(&mut bytes, position)?;
             let mut cursor = 0usize;
             while cursor < bytes.len() {
                 let Ok(total) = batch_total_len(&bytes[cursor..]) else { break };

@@ -6,13 +6,11 @@
 //! file that exists is complete. Indexes are an optimisation: a missing or implausible
 //! index file is rebuilt from the log by a scan.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
-use std::os::unix::fs::FileExt;
-use std::os::unix::fs::OpenOptionsExt;
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::backend::{OpenMode, StorageBackend, StorageFile, read_whole_file, write_file_atomically};
 use crate::batch::{BATCH_HEADER_BYTES, BATCH_LENGTH_PREFIX_BYTES, BatchError, BatchView, batch_total_len};
 
 const INDEX_ENTRY_BYTES: usize = 8;
@@ -33,12 +31,17 @@ pub(crate) struct IndexEntry {
 #[derive(Debug)]
 pub(crate) struct Segment {
     pub base_offset: u64,
-    pub file: Arc<File>,
+    pub file: Arc<dyn StorageFile>,
     pub log_path: PathBuf,
     /// Bytes of complete batches; the file is never longer than this after recovery.
     pub size_bytes: u64,
+    /// Bytes that a successful fdatasync covered (all of them for a sealed segment): what a
+    /// failed fdatasync cuts the file back to.
+    pub durable_bytes: u64,
     /// Offset after the last record of the last batch.
     pub next_offset: u64,
+    /// Offset after the last record that a successful fdatasync covered.
+    pub durable_next_offset: u64,
     pub max_timestamp: i64,
     pub index: Vec<IndexEntry>,
     pub bytes_since_index_entry: u64,
@@ -70,15 +73,17 @@ pub(crate) struct ScanOutcome {
 }
 
 impl Segment {
-    pub fn create(dir: &Path, base_offset: u64) -> io::Result<Self> {
+    pub fn create(backend: &dyn StorageBackend, dir: &Path, base_offset: u64) -> io::Result<Self> {
         let log_path = dir.join(log_file_name(base_offset));
-        let file = OpenOptions::new().read(true).write(true).create_new(true).mode(0o600).open(&log_path)?;
+        let file = backend.open_file(&log_path, OpenMode::CreateNew)?;
         Ok(Self {
             base_offset,
-            file: Arc::new(file),
+            file,
             log_path,
             size_bytes: 0,
+            durable_bytes: 0,
             next_offset: base_offset,
+            durable_next_offset: base_offset,
             max_timestamp: -1,
             index: Vec::new(),
             bytes_since_index_entry: 0,
@@ -86,16 +91,33 @@ impl Segment {
         })
     }
 
-    pub fn open_file(dir: &Path, base_offset: u64) -> io::Result<(PathBuf, File)> {
+    pub fn open_file(backend: &dyn StorageBackend, dir: &Path, base_offset: u64) -> io::Result<(PathBuf, Arc<dyn StorageFile>)> {
         let log_path = dir.join(log_file_name(base_offset));
-        let file = OpenOptions::new().read(true).write(true).open(&log_path)?;
+        let file = backend.open_file(&log_path, OpenMode::ReadWrite)?;
         Ok((log_path, file))
+    }
+
+    /// A segment recovered from disk: everything the scan accepted is durable.
+    pub fn recovered(base_offset: u64, file: Arc<dyn StorageFile>, log_path: PathBuf, scan: ScanOutcome) -> Self {
+        Self {
+            base_offset,
+            file,
+            log_path,
+            size_bytes: scan.valid_bytes,
+            durable_bytes: scan.valid_bytes,
+            next_offset: scan.next_offset,
+            durable_next_offset: scan.next_offset,
+            max_timestamp: scan.max_timestamp,
+            index: scan.index,
+            bytes_since_index_entry: scan.bytes_since_index_entry,
+            first_append_ms: None,
+        }
     }
 
     /// Reads every batch from the start, checking framing, checksums and dense offsets,
     /// and stops at the first batch that is torn, corrupt or out of sequence.
-    pub fn scan(file: &File, base_offset: u64, index_interval_bytes: u64) -> io::Result<ScanOutcome> {
-        let file_len = file.metadata()?.len();
+    pub fn scan(file: &dyn StorageFile, base_offset: u64, index_interval_bytes: u64) -> io::Result<ScanOutcome> {
+        let file_len = file.len_bytes()?;
         let mut outcome = ScanOutcome {
             valid_bytes: 0,
             next_offset: base_offset,
@@ -124,7 +146,7 @@ impl Segment {
             if available < needed {
                 let want = needed.max(SCAN_CHUNK_BYTES).min((file_len - position) as usize);
                 chunk.resize(want, 0);
-                read_exact_at(file, &mut chunk, position)?;
+                file.read_exact_at(&mut chunk, position)?;
                 chunk_start = position;
                 if want < needed {
                     outcome.stopped_by = Some(BatchError::Truncated { needed, available: want });
@@ -174,7 +196,7 @@ impl Segment {
     /// Writes the offset and time indexes of a segment that will receive no more appends.
     /// The time index ends with an entry for the segment's largest timestamp, so a sealed
     /// segment's maximum timestamp is known without scanning it.
-    pub fn write_index_files(&self) -> io::Result<()> {
+    pub fn write_index_files(&self, backend: &dyn StorageBackend) -> io::Result<()> {
         let mut offsets = Vec::with_capacity(self.index.len() * INDEX_ENTRY_BYTES);
         let mut times = Vec::with_capacity((self.index.len() + 1) * TIME_INDEX_ENTRY_BYTES);
         for entry in &self.index {
@@ -186,16 +208,18 @@ impl Segment {
         let last_relative = (self.next_offset - 1 - self.base_offset) as u32;
         times.extend_from_slice(&self.max_timestamp.to_be_bytes());
         times.extend_from_slice(&last_relative.to_be_bytes());
-        write_file_atomically(&self.index_path(), &offsets)?;
-        write_file_atomically(&self.time_index_path(), &times)
+        write_file_atomically(backend, &self.index_path(), &offsets)?;
+        write_file_atomically(backend, &self.time_index_path(), &times)
     }
 
     /// Loads a sealed segment from its index files; `None` if they are missing or implausible,
     /// in which case the caller rebuilds them with a scan.
-    pub fn load_sealed(dir: &Path, base_offset: u64, next_offset: u64) -> io::Result<Option<Self>> {
-        let (log_path, file) = Self::open_file(dir, base_offset)?;
-        let size_bytes = file.metadata()?.len();
-        let (Ok(offsets), Ok(times)) = (fs::read(log_path.with_extension("index")), fs::read(log_path.with_extension("timeindex"))) else {
+    pub fn load_sealed(backend: &dyn StorageBackend, dir: &Path, base_offset: u64, next_offset: u64) -> io::Result<Option<Self>> {
+        let (log_path, file) = Self::open_file(backend, dir, base_offset)?;
+        let size_bytes = file.len_bytes()?;
+        let (Ok(offsets), Ok(times)) =
+            (read_whole_file(backend, &log_path.with_extension("index")), read_whole_file(backend, &log_path.with_extension("timeindex")))
+        else {
             return Ok(None);
         };
         if offsets.len() % INDEX_ENTRY_BYTES != 0 || times.len() % TIME_INDEX_ENTRY_BYTES != 0 {
@@ -238,15 +262,23 @@ impl Segment {
         // The index files do not record the log's length: check the batches from the last
         // entry to the end, so a sealed log that was cut or extended is rescanned (and refused).
         let last_entry = index[n_entries - 1];
-        if !tail_is_intact(&file, last_entry.position as u64, base_offset + last_entry.relative_offset as u64, size_bytes, next_offset)? {
+        if !tail_is_intact(
+            file.as_ref(),
+            last_entry.position as u64,
+            base_offset + last_entry.relative_offset as u64,
+            size_bytes,
+            next_offset,
+        )? {
             return Ok(None);
         }
         Ok(Some(Self {
             base_offset,
-            file: Arc::new(file),
+            file,
             log_path,
             size_bytes,
+            durable_bytes: size_bytes,
             next_offset,
+            durable_next_offset: next_offset,
             max_timestamp,
             index,
             bytes_since_index_entry: 0,
@@ -268,9 +300,12 @@ impl Segment {
         if entry_idx == 0 { 0 } else { self.index[entry_idx - 1].position as u64 }
     }
 
-    pub fn remove_files(&self) -> io::Result<()> {
-        for path in [self.log_path.clone(), self.index_path(), self.time_index_path()] {
-            match fs::remove_file(&path) {
+    /// Unlinks the segment's files, indexes first: a crash part way (before the caller syncs
+    /// the directory) can leave a log without indexes, which open rebuilds, but never index
+    /// files that no log owns.
+    pub fn remove_files(&self, backend: &dyn StorageBackend) -> io::Result<()> {
+        for path in [self.index_path(), self.time_index_path(), self.log_path.clone()] {
+            match backend.remove_file(&path) {
                 Ok(()) => {}
                 Err(error) if error.kind() == io::ErrorKind::NotFound => {}
                 Err(error) => return Err(error),
@@ -282,20 +317,20 @@ impl Segment {
 
 /// Whether the bytes from `position` to `size_bytes` are intact batches with consecutive
 /// offsets from `first_offset`, the last of which ends just before `next_offset`.
-fn tail_is_intact(file: &File, mut position: u64, first_offset: u64, size_bytes: u64, next_offset: u64) -> io::Result<bool> {
+fn tail_is_intact(file: &dyn StorageFile, mut position: u64, first_offset: u64, size_bytes: u64, next_offset: u64) -> io::Result<bool> {
     let mut expected_base_offset = first_offset;
     while position < size_bytes {
         let mut prefix = [0u8; BATCH_LENGTH_PREFIX_BYTES];
         if size_bytes - position < prefix.len() as u64 {
             return Ok(false);
         }
-        read_exact_at(file, &mut prefix, position)?;
+        file.read_exact_at(&mut prefix, position)?;
         let Ok(total) = batch_total_len(&prefix) else { return Ok(false) };
         if size_bytes - position < total as u64 {
             return Ok(false);
         }
         let mut bytes = vec![0u8; total];
-        read_exact_at(file, &mut bytes, position)?;
+        file.read_exact_at(&mut bytes, position)?;
         match BatchView::parse(&bytes) {
             Ok(batch) if batch.base_offset() == expected_base_offset => expected_base_offset = batch.next_offset(),
             _ => return Ok(false),
@@ -303,20 +338,4 @@ fn tail_is_intact(file: &File, mut position: u64, first_offset: u64, size_bytes:
         position += total as u64;
     }
     Ok(expected_base_offset == next_offset)
-}
-
-pub(crate) fn read_exact_at(file: &File, buf: &mut [u8], position: u64) -> io::Result<()> {
-    file.read_exact_at(buf, position)
-}
-
-fn write_file_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let tmp_path = path.with_extension("tmp");
-    let mut file = OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp_path)?;
-    file.write_all(bytes)?;
-    file.sync_data()?;
-    fs::rename(&tmp_path, path)
-}
-
-pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
 }

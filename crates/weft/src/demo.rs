@@ -93,7 +93,7 @@ impl Random {
 /// Applies the example mesh; returns an error naming what was refused.
 pub fn apply_examples(broker: &Broker) -> anyhow::Result<()> {
     let sources = EXAMPLE_FILES.iter().map(|(name, text)| ApplySource { name: name.to_string(), text: text.to_string() }).collect();
-    let caller = Caller { principal: weft_governance::identity::ADMIN_PRINCIPAL.to_string(), source: "demo".to_string() };
+    let caller = Caller::without_token(weft_governance::identity::ADMIN_PRINCIPAL, "demo");
     let plan = broker.apply(sources, false, &caller).map_err(|error| anyhow::anyhow!("{error}"))?;
     if plan.n_refused() > 0 {
         let refused: Vec<String> = plan

@@ -9,6 +9,7 @@ mod client;
 mod demo;
 mod registry_port;
 mod serve;
+mod tls;
 
 use clap::{Parser, Subcommand};
 

@@ -1,5 +1,9 @@
 //! `weft serve`: opens the data directory, starts the HTTP and Kafka listeners, and shuts down
 //! cleanly on SIGINT or SIGTERM (stop accepting, finish in-flight requests, fsync every partition).
+//!
+//! With `--tls-cert` and `--tls-key` both listeners speak TLS (HTTPS; Kafka `SSL`/`SASL_SSL`)
+//! with one certificate; without them both are plaintext, and a plaintext listener on an
+//! address other than loopback logs a warning, since tokens then cross the network in the clear.
 
 use std::io::IsTerminal;
 use std::net::SocketAddr;
@@ -31,6 +35,13 @@ pub struct ServeArgs {
     /// only for local benchmarks on loopback.
     #[arg(long, env = "WEFT_AUTH", default_value = "on", value_parser = ["on", "off"])]
     auth: String,
+    /// PEM certificate chain (server certificate first) for TLS on both listeners: HTTPS, and
+    /// Kafka `SSL` or `SASL_SSL`. Needs `--tls-key`.
+    #[arg(long, env = "WEFT_TLS_CERT", value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key of `--tls-cert` (readable only by the server's user: `chmod 600`).
+    #[arg(long, env = "WEFT_TLS_KEY", value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
     /// How far ahead of this server's clock an event's `time` or a Kafka record's timestamp may
     /// be (`30m`, `1h`, `forever`); later ones are refused (`event.time_in_future`), so a
     /// producer cannot date events past retention or time lookups.
@@ -55,6 +66,18 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    // Certificates first: a bad file should stop the server before it touches the data directory.
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(crate::tls::server_config(cert, key)?),
+        _ => None,
+    };
+    if tls.is_none() {
+        for (listener, address) in [("HTTP", args.listen), ("Kafka", args.kafka_listen)] {
+            if !address.ip().is_loopback() {
+                tracing::warn!(%address, "the {listener} listener is plaintext on a non-loopback address: tokens travel in the clear; start with --tls-cert and --tls-key");
+            }
+        }
+    }
     // The one duration parser; parsed before the data directory is opened, so a typo changes nothing.
     let max_future_time_ms =
         weft_core::duration::parse_duration_ms(&args.max_future_time).map_err(anyhow::Error::msg).context("--max-future-time")?;
@@ -88,10 +111,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             (host.to_string(), port.parse::<u16>().context("--kafka-advertised port")? as i32)
         }
     };
+    let scheme = if tls.is_some() { "https" } else { "http" };
     tracing::info!(
         data_dir = %args.data_dir.display(),
-        http = %format!("http://{}", listener.local_addr()?),
+        http = %format!("{scheme}://{}", listener.local_addr()?),
         kafka = %kafka_address,
+        kafka_tls = tls.is_some(),
         "weft is ready"
     );
     // One signal stops both listeners.
@@ -112,8 +137,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     let http_options =
         weft_http::HttpOptions { registry: Some(registry), kafka_bootstrap: Some(format!("{}:{}", advertised.0, advertised.1)) };
-    let kafka = tokio::spawn(weft_kafka::serve(kafka_listener, Arc::clone(&broker), advertised, stopped(stop_receiver.clone())));
-    weft_http::serve(listener, Arc::clone(&broker), http_options, stopped(stop_receiver)).await.context("serving HTTP")?;
+    let kafka_options = weft_kafka::ListenerOptions { tls: tls.clone(), ..weft_kafka::ListenerOptions::default() };
+    let kafka =
+        tokio::spawn(weft_kafka::serve(kafka_listener, Arc::clone(&broker), advertised, kafka_options, stopped(stop_receiver.clone())));
+    weft_http::serve(listener, Arc::clone(&broker), http_options, tls, stopped(stop_receiver)).await.context("serving HTTP")?;
     kafka.await?.context("serving Kafka")?;
     let syncing = Arc::clone(&broker);
     tokio::task::spawn_blocking(move || syncing.sync_all()).await?;

@@ -39,8 +39,13 @@ namespace Weft {
     "product"?: DataProduct,
   };
 
-  // A consumer group; id = group name.
-  entity ConsumerGroup;
+  // A consumer group; id = group name. creator: the principal that first used it (absent until
+  // someone does); streams: the streams it was used on; stream_owners: the owners of their domains.
+  entity ConsumerGroup = {
+    "creator"?: Principal,
+    "streams": Set<Stream>,
+    "stream_owners": Set<Principal>,
+  };
 
   action "produce" appliesTo { principal: [Principal], resource: [DataProduct, Stream] };
   action "consume" appliesTo { principal: [Principal], resource: [DataProduct, Stream, ConsumerGroup] };
@@ -78,7 +83,11 @@ when { resource has owners && resource.owners.contains(principal) };"#,
   resource is Weft::Stream
 ) when { resource has domain && resource.domain has owners && resource.domain.owners.contains(principal) };"#,
     ),
-    ("default/consumer_groups", r#"permit (principal, action == Weft::Action::"consume", resource is Weft::ConsumerGroup);"#),
+    (
+        "default/consumer_groups",
+        r#"permit (principal, action == Weft::Action::"consume", resource is Weft::ConsumerGroup)
+when { (resource has creator && resource.creator == principal) || resource.stream_owners.contains(principal) };"#,
+    ),
 ];
 
 pub(crate) const TYPE_PRINCIPAL: &str = "Weft::Principal";

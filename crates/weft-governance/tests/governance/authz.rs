@@ -1,8 +1,10 @@
 //! Authorization: defaults, federation, the domain scope rule, error positions, explanations, caching.
 
+use std::sync::Arc;
+
 use weft_governance::authz::{
-    Action, Authorizer, DomainEntity, Mesh, PolicyScope, PolicySource, PrincipalEntity, ProductEntity, Resource, SharedAuthorizer,
-    StreamEntity, check_policy_resource,
+    Action, Authorizer, DomainEntity, GroupDirectory, GroupRecord, Mesh, PolicyScope, PolicySource, PrincipalEntity, ProductEntity,
+    Resource, SharedAuthorizer, StreamEntity, check_policy_resource,
 };
 use weft_governance::codes;
 
@@ -73,7 +75,7 @@ fn defaults_let_owners_produce_and_apply_everyone_read_the_catalog_and_nobody_el
             ("dave", "read_catalog", "stream:orders", true, &["default/catalog"]),
             ("dave", "read_catalog", "domain:marketing", true, &["default/catalog"]),
             ("dave", "read_catalog", "product:unknown", true, &["default/catalog"]),
-            ("dave", "consume", "group:reporting", true, &["default/consumer_groups"]),
+            ("dave", "consume", "group:reporting", false, &[]),
             ("dave", "admin", "principal:admin", false, &[]),
             ("admin", "consume", "stream:orders", true, &["default/admin"]),
             ("admin", "admin", "principal:bob", true, &["default/admin"]),
@@ -346,4 +348,36 @@ fn schema_text_names_every_public_type_and_action() {
     for action in Action::ALL {
         assert!(schema.contains(&format!("action \"{}\"", action.name())), "{action}");
     }
+}
+
+/// A consumer group is consumed by its creator and by the owners of the streams it was used on
+/// (and admin); nobody else until a global policy grants it. The directory is read at each
+/// decision, so a group recorded after the authorizer was built is decided on what it is now.
+#[test]
+fn a_consumer_group_is_consumed_by_its_creator_and_its_streams_owners() {
+    let groups = Arc::new(GroupDirectory::default());
+    let grant = global(
+        "dave-reporting",
+        r#"permit(principal == Weft::Principal::"dave", action == Weft::Action::"consume", resource == Weft::ConsumerGroup::"reporting");"#,
+    );
+    let authorizer = Authorizer::new(&[grant], &fixture_mesh()).unwrap().with_groups(Arc::clone(&groups));
+    let allowed = |principal: &str, group: &str| {
+        let decision = authorizer.is_authorized(principal, Action::Consume, &Resource::ConsumerGroup(group.into()));
+        assert!(decision.errors.is_empty(), "{decision:?}");
+        decision.allowed
+    };
+    assert!(!allowed("bob", "billing") && !allowed("alice", "billing"), "a group nobody used is nobody's");
+    assert!(allowed("admin", "billing"));
+
+    assert!(groups.insert("billing", GroupRecord { creator: "bob".into(), streams: Default::default() }));
+    assert!(!groups.insert("billing", GroupRecord { creator: "eve".into(), streams: Default::default() }), "the first creator stays");
+    assert!(allowed("bob", "billing"), "its creator");
+    assert!(!allowed("alice", "billing") && !allowed("carol", "billing") && !allowed("eve", "billing"));
+    assert!(groups.add_stream("billing", "orders"));
+    assert!(allowed("alice", "billing"), "the owner of a stream it was used on");
+    assert!(!allowed("carol", "billing"), "not the owner of another domain");
+    assert!(!allowed("eve", "billing"), "team members are not owners");
+    assert!(allowed("dave", "reporting") && !allowed("dave", "billing"), "a global policy grants a group");
+    let explained = authorizer.explain("bob", Action::Consume, &Resource::ConsumerGroup("billing".into()));
+    assert_eq!(explained.decision.reasons, ["default/consumer_groups"]);
 }

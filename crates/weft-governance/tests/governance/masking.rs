@@ -51,7 +51,9 @@ fn pointers_reach_nested_and_array_elements_and_skip_missing_paths() {
         (json!({"a": [{"b": 1}, {"c": 2}, {"b": 3}]}), &["/a/*/b"], 2, &["/a/0/b", "/a/2/b"]),
         (json!({"m": [[1, 2], [3]]}), &["/m/*/*"], 3, &["/m/0/0", "/m/0/1", "/m/1/0"]),
         (json!({"a~b": 1, "c/d": 2}), &["/a~0b", "/c~1d"], 2, &["/a~0b", "/c~1d"]),
-        (json!({"a": 1}), &["/missing", "/a/deeper", "/a/0"], 0, &[]),
+        (json!({"a": 1}), &["/missing"], 0, &[]),
+        // A scalar where a pointer goes deeper: the data lacks the contract's shape, so it is masked whole (once).
+        (json!({"a": 1}), &["/missing", "/a/deeper", "/a/0"], 1, &["/a"]),
         (json!({"a": {"b": 1, "c": 2}}), &["/a/b", "/a"], 1, &["/a"]),
         (json!({"a": {"b": null}}), &["/a/b"], 1, &["/a/b"]),
         (json!("whole"), &[""], 1, &[""]),

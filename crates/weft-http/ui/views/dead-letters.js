@@ -35,7 +35,9 @@ function letterView(letter) {
       h('code', { class: 'violation-path' }, v.path || '(whole event)'), ' ', badge(v.code ?? '?', 'danger'), ' ', v.message ?? ''))) : null,
     letter.data !== undefined
       ? jsonView(letter.data, marksOf(letter))
-      : h('p', { class: 'muted' }, letter.data_base64 !== undefined ? `The data is not JSON (${count(letter.data_base64.length)} base64 characters).` : 'No data.'));
+      : h('p', { class: 'muted' }, letter.data_masked
+        ? `The data is not JSON and is hidden from readers without unmask (${count(letter.data_bytes ?? 0)} bytes).`
+        : letter.data_base64 !== undefined ? `The data is not JSON (${count(letter.data_base64.length)} base64 characters).` : 'No data.'));
 }
 
 function reasonSection(product, stream, reason) {

@@ -212,7 +212,7 @@ function streamCard(p, st) {
       freshnessChart(freshnessHistory.get(st.name) ?? [], slaMs, { label: 'Age of the newest event, since this page opened' })) : notice('info', null, 'This server does not report throughput and freshness yet.'),
     h('div', { class: 'two-col' },
       h('div', null, h('h3', null, 'Consumer groups'), consumerGroups(stats?.consumer_groups)),
-      h('div', null, h('h3', null, 'Sample events'), samplesList(samples))));
+      h('div', null, h('h3', null, 'Sample events'), samplesList(samples, st.samples_withheld))));
 }
 
 function kpi(label, value, sub, key) {
@@ -226,7 +226,8 @@ function consumerGroups(groups) {
   return table(['Group', 'Lag'], groups.map((g) => [h('code', null, g.group), h('span', { class: (g.lag ?? 0) > 0 && g.lag === max ? 'lag lag-high' : 'lag' }, `${count(g.lag)} events`)]), { class: 'groups' });
 }
 
-function samplesList(samples) {
+function samplesList(samples, withheld) {
+  if (withheld) return h('p', { class: 'muted' }, `Samples are event data, shown to those who may consume the stream (${withheld}).`);
   if (!samples.length) return h('p', { class: 'muted' }, 'No events yet (samples are masked for you where the contract classifies a field).');
   return h('ol', { class: 'samples' }, samples.map((envelope) => h('li', null,
     h('p', { class: 'muted sample-meta' }, `partition ${envelope.partition ?? '?'} · offset ${envelope.offset ?? '?'}${envelope.timestamp ? ` · ${time(envelope.timestamp)}` : ''}`),

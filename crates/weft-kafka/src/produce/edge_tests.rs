@@ -76,7 +76,7 @@ fn context(dir: &std::path::Path) -> Context {
 }
 
 fn admin() -> Caller {
-    Caller { principal: "admin".into(), source: "test".into() }
+    Caller::without_token("admin", "test")
 }
 
 /// One record: (timestamp, value, headers).
@@ -128,7 +128,10 @@ async fn kafka_producers_cannot_forge_weft_headers() {
     let headers: [(&str, &[u8]); 2] = [("ce_id", b"e-1"), ("traceparent", b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")];
     let response = produce_batch(&context, "plain", &[(NOW_MS, value, &headers)]).await;
     assert_eq!(response.error_code, 0, "{}", message(&response));
-    assert!(context.broker.dead_letters("payments", None, 10).await.unwrap().is_empty(), "forged headers are not dead letters");
+    assert!(
+        context.broker.dead_letters("payments", None, Default::default(), 10).await.unwrap().letters.is_empty(),
+        "forged headers are not dead letters"
+    );
 }
 
 /// Proves a record whose timestamp is more than the allowed skew (an hour by default,
@@ -168,7 +171,7 @@ async fn a_kafka_record_with_a_repeated_key_is_refused() {
     assert_eq!(response.error_code, ResponseError::InvalidRecord.code(), "{}", message(&response));
     assert!(message(&response).starts_with("event.duplicate_key at /email"), "{}", message(&response));
     assert_eq!(stored(&context, "payments"), 0);
-    let letters = context.broker.dead_letters("payments", None, 10).await.unwrap();
+    let letters = context.broker.dead_letters("payments", None, Default::default(), 10).await.unwrap().letters;
     assert_eq!(letters.len(), 1);
     assert_eq!(letters[0].reason, "event.duplicate_key");
 }

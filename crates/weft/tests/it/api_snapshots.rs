@@ -350,3 +350,27 @@ fn audit_first_page_is_pinned() {
     check("audit_first_page", &page);
     check_value("audit_verify", &server.get("/api/v1/audit/verify").body);
 }
+
+/// Pins what a reader is shown instead of data it has no grant for: the product page's samples for a
+/// principal who may read the catalog but not consume (`samples_withheld`), and a dead letter whose body
+/// is not JSON for the domain's owner, who may read dead letters but not unmask (`data_masked`).
+#[test]
+fn withheld_data_shapes_are_pinned() {
+    let server = server_with_examples();
+    let token_of = |name: &str| {
+        server.post_json("/api/v1/principals", &json!({ "name": name })).assert_status(201);
+        let token = server.post_json("/api/v1/tokens", &json!({ "principal": name }));
+        token.assert_status(201);
+        token.body["token"].as_str().expect("a token").to_string()
+    };
+    let (bob, owner) = (token_of("bob"), token_of("ben@example.com"));
+    produce_orders_with_one_violation(&server).assert_status(200);
+    server.post(&format!("/api/v1/streams/{SALES_ORDERS}/events"), "application/json", b"not json").assert_status(400);
+
+    let page = as_token(&server, &bob, "GET", &format!("/api/v1/products/{SALES}"), "application/json", None);
+    page.assert_status(200);
+    let entry = page.body["streams"].as_array().expect("streams").iter().find(|s| s["name"] == SALES_ORDERS).expect("the orders stream");
+    check_value("product_page_samples_withheld", &json!({ "samples": entry["samples"], "samples_withheld": entry["samples_withheld"] }));
+    let path = format!("/api/v1/streams/{SALES_ORDERS}/dead-letters?reason=event.malformed_json");
+    check("dead_letters_list_masked", &as_token(&server, &owner, "GET", &path, "application/json", None));
+}

@@ -304,6 +304,25 @@ impl Server {
         }
     }
 
+    /// Waits (up to `SHUTDOWN_TIMEOUT`) for a server that is expected to stop by itself, for
+    /// example at an armed crash point, and returns how it exited.
+    pub fn expect_exit(&mut self) -> ExitStatus {
+        let mut child = self.child.take().expect("the server is running");
+        let deadline = Instant::now() + SHUTDOWN_TIMEOUT;
+        loop {
+            if let Some(exit) = child.try_wait().expect("checking the server process") {
+                return exit;
+            }
+            assert!(Instant::now() < deadline, "the server did not exit by itself; log:\n{}", self.log());
+            std::thread::sleep(POLL_INTERVAL);
+        }
+    }
+
+    /// Forgets the environment variables given at start, for the next `start_again`.
+    pub fn clear_serve_env(&mut self) {
+        self.serve_env.clear();
+    }
+
     /// kill -9 and start again on the same data directory.
     pub fn restart_after_kill_9(&mut self) {
         self.kill_9();
