@@ -495,6 +495,59 @@ impl Broker {
         Ok(())
     }
 
+    /// Does the audit log still hold the entry `audit.head` names? The head is written after
+    /// each append, so the log may be one entry ahead of it (a crash between the two), never
+    /// behind: an entry at the head's `seq` with another hash, or a log that ends before it,
+    /// means audit entries were lost or rewritten (a cut tail, deleted segments, a replaced
+    /// chain). `Ok(None)` when they agree (or there is no head yet); otherwise what is missing,
+    /// in words that name the file and the offsets. Blocking: reads the audit stream.
+    pub fn check_audit_continuity(&self) -> Result<Option<String>, Error> {
+        let Some(head) = weft_governance::audit::read_head(self.data_dir()).map_err(internal)? else { return Ok(None) };
+        let head_file = self.data_dir().join("audit.head");
+        let Ok(stream) = self.stream(AUDIT_STREAM) else {
+            return Ok(Some(format!(
+                "{} names audit entry {} but the audit stream {AUDIT_STREAM} does not exist",
+                head_file.display(),
+                head.seq
+            )));
+        };
+        let stats = stream.partition_stats(0)?;
+        if stats.visible_next_offset <= head.seq || stats.log_start_offset > head.seq {
+            return Ok(Some(format!(
+                "{} names audit entry {} but the audit stream {AUDIT_STREAM} holds offsets {} to {}",
+                head_file.display(),
+                head.seq,
+                stats.log_start_offset,
+                stats.visible_next_offset.saturating_sub(1)
+            )));
+        }
+        let fetched = self.read_batches_blocking(&stream, 0, head.seq, AUDIT_TAIL_FETCH_BYTES_MAX)?;
+        let records = fetched.records(usize::MAX)?;
+        let found = records
+            .iter()
+            .find(|stored| stored.record.offset == head.seq)
+            .and_then(|stored| stored.record.value)
+            .and_then(|value| weft_governance::audit::parse_entry(value).ok());
+        match found {
+            Some(entry) if entry.seq == head.seq && entry.hash.as_deref() == Some(head.hash.as_str()) => Ok(None),
+            Some(entry) => Ok(Some(format!(
+                "{} names audit entry {} with hash {}, but the entry at offset {} of {AUDIT_STREAM} is entry {} with hash {}",
+                head_file.display(),
+                head.seq,
+                head.hash,
+                head.seq,
+                entry.seq,
+                entry.hash.unwrap_or_default()
+            ))),
+            None => Ok(Some(format!(
+                "{} names audit entry {}, but offset {} of {AUDIT_STREAM} is not a readable audit entry",
+                head_file.display(),
+                head.seq,
+                head.seq
+            ))),
+        }
+    }
+
     /// Rebuilds the authorizer after principals change.
     pub fn refresh_authorization(&self) -> Result<(), Error> {
         self.guard().rebuild(&self.mesh())

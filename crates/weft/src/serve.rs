@@ -47,6 +47,11 @@ pub struct ServeArgs {
     /// producer cannot date events past retention or time lookups.
     #[arg(long, env = "WEFT_MAX_FUTURE_TIME", default_value = "1h", value_name = "DURATION")]
     max_future_time: String,
+    /// Start even though the audit log no longer holds the entry `audit.head` names (entries
+    /// were lost or rewritten); the first audit entry then records what was accepted.
+    /// Without it such a server refuses to start.
+    #[arg(long)]
+    accept_audit_loss: bool,
     /// Apply the example mesh and run a small generator (three producers, one consumer group).
     #[arg(long)]
     demo: bool,
@@ -86,6 +91,18 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .await?
         .map_err(|error| anyhow::anyhow!("{error}"))
         .with_context(|| format!("opening data directory {}", args.data_dir.display()))?;
+    // Tamper evidence must survive a restart: recovery may cut a torn tail, and files may be
+    // deleted or rewritten while the server is down, so the log must still hold its head.
+    let checking = Arc::clone(&broker);
+    let audit_loss =
+        tokio::task::spawn_blocking(move || checking.check_audit_continuity()).await?.map_err(|error| anyhow::anyhow!("{error}"))?;
+    if let Some(loss) = &audit_loss {
+        if !args.accept_audit_loss {
+            anyhow::bail!("the audit log was cut or rewritten: {loss}; start with --accept-audit-loss to accept it (that is audited)");
+        }
+        tracing::warn!(%loss, "starting with --accept-audit-loss: the audit log was cut or rewritten");
+        broker.audit(None, "audit.loss_accepted", "audit", weft_governance::audit::AuditDecision::Allow, None, Some(loss.clone())).await;
+    }
     if args.auth == "off" {
         tracing::warn!("authentication and authorization are OFF (--auth off): every caller is treated as admin");
         broker.guard().disable();

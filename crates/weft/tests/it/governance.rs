@@ -296,3 +296,36 @@ fn token_lifetimes_outside_the_rules_are_refused_with_a_stable_code() {
     reply.assert_status(201);
     assert!(reply.body["expires_at"].is_string() || reply.body["expires_at"].is_number(), "{}", reply.body);
 }
+
+/// Tamper evidence survives a restart: with the audit log cut short (its segment emptied, as if
+/// entries were deleted) or a byte of its last entry's payload flipped (which recovery cuts off
+/// as a corrupt tail), the server refuses to start, naming `audit.head` and the offsets; with
+/// `--accept-audit-loss` it starts, and its first audit entry records the accepted loss.
+#[test]
+fn a_cut_or_rewritten_audit_log_stops_the_server_from_starting() {
+    for tamper in ["empty the segment", "flip a payload byte of the last entry"] {
+        let (mut server, _, bob) = governed_server();
+        as_token(&server, &bob, "GET", "/api/v1/streams/shop.customers.v1/events", None).assert_error(403, "authz.denied");
+        server.terminate();
+        let segment = server.data_dir().join("streams/_weft.audit/0/00000000000000000000.log");
+        let mut bytes = std::fs::read(&segment).unwrap();
+        if tamper == "empty the segment" {
+            bytes.clear();
+        } else {
+            let position = bytes.windows(10).rposition(|w| w == b"\"decision\"").expect("an entry in the segment") + 3;
+            bytes[position] ^= 0x01;
+        }
+        std::fs::write(&segment, &bytes).unwrap();
+
+        let (exit, printed) = server.serve_expecting_refusal();
+        assert!(!exit.success(), "{tamper}: the server started");
+        assert!(printed.contains("audit.head") && printed.contains("--accept-audit-loss"), "{tamper}: {printed}");
+
+        server.add_serve_args(&["--accept-audit-loss"]);
+        server.start_again();
+        let accepted = server.get("/api/v1/audit?action=audit.loss_accepted").body;
+        let entries = accepted["entries"].as_array().unwrap();
+        assert_eq!(entries.len(), 1, "{tamper}: {accepted}");
+        assert!(entries[0]["detail"].as_str().unwrap().contains("audit entry"), "{tamper}: {accepted}");
+    }
+}

@@ -318,6 +318,43 @@ impl Server {
         }
     }
 
+    /// Adds `weft serve` arguments for the next `start_again`.
+    pub fn add_serve_args(&mut self, args: &[&str]) {
+        self.serve_args.extend(args.iter().map(|arg| arg.to_string()));
+    }
+
+    /// Runs `weft serve` on this server's (stopped) data directory expecting it to refuse to
+    /// start; returns its exit status and what it printed. Panics if it is still running after
+    /// `STARTUP_TIMEOUT` (it started instead of refusing).
+    pub fn serve_expecting_refusal(&self) -> (ExitStatus, String) {
+        assert!(self.child.is_none(), "the server is still running");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_weft"))
+            .args(["serve", "--data-dir"])
+            .arg(self.data_dir())
+            .args(["--listen", "127.0.0.1:0"])
+            .args(&self.serve_args)
+            .env("WEFT_KAFKA_LISTEN", "127.0.0.1:0")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawning weft serve");
+        let deadline = Instant::now() + STARTUP_TIMEOUT;
+        loop {
+            if let Some(exit) = child.try_wait().expect("checking the server process") {
+                let mut printed = String::new();
+                std::io::Read::read_to_string(child.stderr.as_mut().expect("piped stderr"), &mut printed).expect("reading stderr");
+                return (exit, printed);
+            }
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("weft serve started instead of refusing to");
+            }
+            std::thread::sleep(POLL_INTERVAL);
+        }
+    }
+
     /// Forgets the environment variables given at start, for the next `start_again`.
     pub fn clear_serve_env(&mut self) {
         self.serve_env.clear();
