@@ -1,5 +1,6 @@
-//! The metadata store: stream configurations and consumer groups' committed offsets,
-//! in one `redb` database (`<data-dir>/meta.redb`, ACID, fsync on every commit).
+//! The metadata store: stream configurations, consumer groups' committed offsets, the applied
+//! mesh, and the high-water mark of reserved idempotent producer ids, in one `redb` database
+//! (`<data-dir>/meta.redb`, ACID, fsync on every commit).
 //!
 //! Events never go here; only small, slowly changing state does.
 
@@ -19,6 +20,10 @@ const RESOURCES: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("re
 const CONTRACT_VERSIONS: TableDefinition<(&str, u32), &[u8]> = TableDefinition::new("contract_versions");
 /// (dead-letter stream, partition, offset) -> offset in the governed stream it was moved to.
 const DEAD_LETTERS_REPLAYED: TableDefinition<(&str, u32, u64), u64> = TableDefinition::new("dead_letters_replayed");
+/// `PRODUCER_IDS_NEXT` -> the first idempotent producer id not yet reserved: every id below it
+/// may have been handed out, so none is handed out again.
+const PRODUCER_IDS: TableDefinition<&str, i64> = TableDefinition::new("producer_ids");
+const PRODUCER_IDS_NEXT: &str = "next_unreserved";
 
 /// One write in an atomic batch of metadata changes.
 pub enum MetaWrite {
@@ -53,6 +58,7 @@ impl MetaStore {
         txn.open_table(RESOURCES)?;
         txn.open_table(CONTRACT_VERSIONS)?;
         txn.open_table(DEAD_LETTERS_REPLAYED)?;
+        txn.open_table(PRODUCER_IDS)?;
         txn.commit()?;
         Ok(Self { db })
     }
@@ -181,5 +187,22 @@ impl MetaStore {
         }
         txn.commit()?;
         Ok(())
+    }
+
+    /// Reserves `count` producer ids no earlier reservation returned, durably (the commit is
+    /// fsynced before the range is returned), starting no lower than `floor`.
+    pub fn reserve_producer_ids(&self, count: u64, floor: i64) -> Result<std::ops::Range<i64>, Error> {
+        let txn = self.db.begin_write()?;
+        let reserved = {
+            let mut table = txn.open_table(PRODUCER_IDS)?;
+            let stored = table.get(PRODUCER_IDS_NEXT)?.map(|next| next.value());
+            let start = stored.unwrap_or(0).max(floor).max(0);
+            let count = i64::try_from(count).map_err(|_| Error::internal("producer id reservation too large"))?;
+            let end = start.checked_add(count).ok_or_else(|| Error::internal("producer ids are exhausted"))?;
+            table.insert(PRODUCER_IDS_NEXT, end)?;
+            start..end
+        };
+        txn.commit()?;
+        Ok(reserved)
     }
 }

@@ -31,7 +31,7 @@ use std::str::FromStr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 pub use backend::{FileBackend, OpenMode, StorageBackend, StorageFile};
-pub use partition::{Appended, PartitionLog, PartitionStats, ReadChunk, RecoveryReport};
+pub use partition::{Appended, PartitionLog, PartitionStats, ReadChunk, RecoveryReport, TailScan};
 pub use read_only::{ScanReport, ScanStop, scan_partition_read_only, scan_partition_read_only_with};
 pub use verified::VerifiedBatch;
 

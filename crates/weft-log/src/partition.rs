@@ -20,6 +20,10 @@ use crate::recovery::recover;
 use crate::segment::{IndexEntry, Segment};
 use crate::{Clock, FsyncPolicy, LogConfig, LogError, VerifiedBatch};
 
+mod tail;
+
+pub use tail::TailScan;
+
 /// Extra bytes read past a fetch's budget so the batch that crosses it can be returned whole.
 const READ_SLACK_BYTES: usize = 64 * 1024;
 /// How much of a log is written again at once after a failed fdatasync (see `rewrite`).

@@ -14,6 +14,7 @@ mod disk_full;
 mod governance;
 mod groups;
 mod implicit_products;
+mod kafka_idempotence;
 mod keep_alive;
 mod live;
 mod ownership;
