@@ -20,8 +20,8 @@
 //!   so a crash can skip ids but never repeat one.
 //!
 //! Bounds: at most `PRODUCER_STATES_MAX` states in memory, each with at most
-//! `PRODUCER_BATCHES_REMEMBERED` batch ranges; when full, the states written to longest ago
-//! are forgotten first, and a state not written to for `PRODUCER_ID_EXPIRATION_MS` is
+//! `PRODUCER_BATCHES_REMEMBERED` batch ranges; when full, the tenth written to longest ago is
+//! forgotten, and a state not written to for `PRODUCER_ID_EXPIRATION_MS` is
 //! forgotten when it is next used (Kafka's `producer.id.expiration.ms`). A forgotten producer
 //! is treated as new: its next batch is accepted at any sequence.
 //! The time of a state rebuilt from the log is the time of the rebuild, not its last batch's
@@ -52,14 +52,19 @@ pub const PRODUCER_IDS_RESERVED_PER_WRITE: u64 = 1000;
 
 /// (stream, partition, producer id).
 type ProducerKey = (String, u32, i64);
+/// One producer's state on one partition, locked for the whole check-and-append.
+type SharedProducerState = Arc<tokio::sync::Mutex<ProducerState>>;
+/// Set once a partition's states were rebuilt from its log.
+type RebuiltOnce = Arc<tokio::sync::OnceCell<()>>;
 
 /// Hands out producer ids and remembers what each producer appended.
 pub struct ProducerRegistry {
     /// Ids reserved durably and not handed out yet.
     ids: tokio::sync::Mutex<Range<i64>>,
-    states: Mutex<HashMap<ProducerKey, Arc<tokio::sync::Mutex<ProducerState>>>>,
-    /// Partitions whose states were rebuilt from the log by this process (set once each).
-    rebuilt: Mutex<HashMap<(String, u32), Arc<tokio::sync::OnceCell<()>>>>,
+    states: Mutex<HashMap<ProducerKey, SharedProducerState>>,
+    /// Partitions whose states were rebuilt from the log by this process (set once each); one
+    /// small entry per partition that had an idempotent produce, so bounded by the partitions.
+    rebuilt: Mutex<HashMap<(String, u32), RebuiltOnce>>,
 }
 
 /// What one producer appended to one partition.
@@ -169,7 +174,7 @@ impl ProducerRegistry {
         stream: &Arc<Stream>,
         partition: u32,
         producer_id: i64,
-    ) -> Result<Arc<tokio::sync::Mutex<ProducerState>>, Error> {
+    ) -> Result<SharedProducerState, Error> {
         self.rebuild_once(broker, stream, partition).await?;
         let now_ms = broker.now_ms();
         let mut states = self.states.lock().unwrap_or_else(PoisonError::into_inner);
@@ -178,7 +183,8 @@ impl ProducerRegistry {
             return Ok(Arc::clone(state));
         }
         if states.len() >= PRODUCER_STATES_MAX {
-            forget_oldest(&mut states, PRODUCER_STATES_MAX - 1);
+            // A tenth at once, so a full registry pays one pass over it per 10,000 new states.
+            forget_oldest(&mut states, PRODUCER_STATES_MAX - PRODUCER_STATES_MAX / 10);
         }
         let state = Arc::new(tokio::sync::Mutex::new(ProducerState { last_write_ms: now_ms, ..ProducerState::default() }));
         states.insert(key, Arc::clone(&state));
@@ -282,7 +288,7 @@ impl TailFold {
 
 /// Forgets the states written to longest ago until at most `keep` remain, skipping any that
 /// an append is holding right now.
-fn forget_oldest(states: &mut HashMap<ProducerKey, Arc<tokio::sync::Mutex<ProducerState>>>, keep: usize) {
+fn forget_oldest(states: &mut HashMap<ProducerKey, SharedProducerState>, keep: usize) {
     if states.len() <= keep {
         return;
     }

@@ -223,3 +223,74 @@ async fn producer_ids_do_not_repeat_across_a_restart_when_the_clock_stands_still
     assert_eq!(distinct.len(), handed_out.len(), "every id is new: {handed_out:?}");
     assert!(handed_out.windows(2).all(|pair| pair[0] < pair[1]), "ids only grow: {handed_out:?}");
 }
+
+/// Measures (does not prove): what rebuilding producer state costs the first idempotent
+/// produce to a large partition after a restart, against the second produce. Run with
+/// `cargo test -p weft-kafka --test idempotence rebuild_cost -- --ignored --nocapture`;
+/// `WEFT_REBUILD_BENCH_DIR` keeps the data directory between runs (to evict it from the page
+/// cache in between), `WEFT_REBUILD_BENCH_BATCH_BYTES` sets the batch size (default 16 KiB),
+/// `WEFT_REBUILD_BENCH_PARTITION_BYTES` the partition size (default 1 GiB).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement that writes a 1 GiB partition"]
+async fn rebuild_cost_of_a_large_partition() {
+    let env_u64 = |name: &str, default: u64| std::env::var(name).ok().map_or(default, |text| text.parse().expect(name));
+    let batch_bytes = env_u64("WEFT_REBUILD_BENCH_BATCH_BYTES", 16 * 1024) as usize;
+    let partition_bytes = env_u64("WEFT_REBUILD_BENCH_PARTITION_BYTES", 1024 * 1024 * 1024);
+    let kept_dir = std::env::var("WEFT_REBUILD_BENCH_DIR").ok().map(std::path::PathBuf::from);
+    let temp_dir = tempfile::tempdir().unwrap();
+    let data_dir = kept_dir.clone().unwrap_or_else(|| temp_dir.path().to_path_buf());
+    let producer_ids: Vec<i64> = (0..100).map(|producer_idx| 1_000_000 + producer_idx).collect();
+    let fresh = !data_dir.join("meta.redb").exists();
+    if fresh {
+        let started = std::time::Instant::now();
+        let broker = Broker::open(&data_dir, Arc::new(weft_log::SystemClock)).unwrap();
+        let config = StreamConfig {
+            name: STREAM.into(),
+            partitions: 1,
+            key: None,
+            retention_ms: None,
+            retention_bytes: None,
+            fsync: weft_core::FsyncPolicy::Never,
+            segment_bytes: weft_log::SEGMENT_BYTES_DEFAULT,
+            created_at_ms: 0,
+        };
+        let stream = broker.create_stream(config).unwrap();
+        let value = vec![b'x'; batch_bytes.saturating_sub(100).max(1)];
+        let mut sequences = vec![0i32; producer_ids.len()];
+        let mut written = 0u64;
+        let mut batch_idx = 0usize;
+        let context = weft_core::ProduceContext { producer: "bench".into() };
+        while written < partition_bytes {
+            let producer_idx = batch_idx % producer_ids.len();
+            let mut builder = BatchBuilder::new(1_700_000_000_000);
+            builder.push::<&str>(1_700_000_000_000, None, Some(&value), &[]);
+            let mut batch = builder.finish();
+            let stamp =
+                ProducerStamp { producer_id: producer_ids[producer_idx], producer_epoch: 0, base_sequence: sequences[producer_idx] };
+            set_producer(&mut batch, stamp);
+            sequences[producer_idx] += 1;
+            written += batch.len() as u64;
+            broker.append_batch_as(&stream, 0, weft_log::VerifiedBatch::verify(batch).unwrap(), &context).await.unwrap();
+            batch_idx += 1;
+        }
+        broker.sync_all();
+        println!("wrote {batch_idx} batches, {written} bytes, in {:?}", started.elapsed());
+    }
+    let started = std::time::Instant::now();
+    let listener = Listener::start(&data_dir, Arc::new(weft_log::SystemClock)).await;
+    let opened = started.elapsed();
+    let mut client = Client::connect(listener.address).await;
+    // A retry of producer 0's batch: the rebuild finds it in the tail, so it is a duplicate.
+    let probe_producer = 1_000_000 + 99;
+    let started = std::time::Instant::now();
+    let (error_code, _) = client.produce(0, &idempotent_batch(probe_producer, 0, 0, 1)).await;
+    let first = started.elapsed();
+    let started = std::time::Instant::now();
+    let _ = client.produce(0, &idempotent_batch(probe_producer + 1, 0, 0, 1)).await;
+    let second = started.elapsed();
+    println!(
+        "batch {batch_bytes} B, partition {partition_bytes} B: open (recovery) {opened:?}, first idempotent produce (rebuild) {first:?} \
+         [error code {error_code}], second {second:?}"
+    );
+    listener.stop().await;
+}

@@ -1,5 +1,6 @@
 //! One partition: an ordered list of segments, the append path with group commit,
-//! reads by offset and by time, and retention; `recovery` rebuilds it on open.
+//! reads by offset and by time, and retention; `tail` reads the headers of its last batches;
+//! `recovery` rebuilds it on open.
 //! Every file operation goes through the partition's `StorageBackend` (`FileBackend` unless
 //! opened with `PartitionLog::open_with`).
 //!
