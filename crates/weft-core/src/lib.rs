@@ -15,6 +15,7 @@ pub mod error;
 pub mod failpoint;
 pub mod group;
 pub mod guard;
+pub mod idempotence;
 pub mod kafka_support;
 pub mod lineage;
 pub mod mesh;

@@ -1,7 +1,7 @@
 //! The metadata store: stream configurations, consumer groups' committed offsets and who
 //! created each group, applied resources and contract versions, and dead-letter moves with the
-//! replay batch in flight, in one `redb` database (`<data-dir>/meta.redb`, ACID, fsync on every
-//! commit).
+//! replay batch in flight, and the high-water mark of reserved idempotent producer ids, in one
+//! `redb` database (`<data-dir>/meta.redb`, ACID, fsync on every commit).
 //!
 //! Events never go here; only small, slowly changing state does.
 
@@ -38,6 +38,11 @@ pub enum GroupClaim {
     /// The group was already created, by this principal.
     Existing(String),
 }
+
+/// `PRODUCER_IDS_NEXT` -> the first idempotent producer id not yet reserved: every id below it
+/// may have been handed out, so none is handed out again.
+const PRODUCER_IDS: TableDefinition<&str, i64> = TableDefinition::new("producer_ids");
+const PRODUCER_IDS_NEXT: &str = "next_unreserved";
 
 /// One write in an atomic batch of metadata changes.
 pub enum MetaWrite {
@@ -76,6 +81,7 @@ impl MetaStore {
         txn.open_table(GROUP_CREATORS)?;
         txn.open_table(GROUP_STREAMS)?;
         txn.open_table(DEAD_LETTER_REPLAY_INTENTS)?;
+        txn.open_table(PRODUCER_IDS)?;
         txn.commit()?;
         Ok(Self { db })
     }
@@ -289,6 +295,23 @@ impl MetaStore {
             }
         }
         Ok(records.into_iter().map(|(group, (creator, streams))| (group, creator, streams)).collect())
+    }
+
+    /// Reserves `count` producer ids no earlier reservation returned, durably (the commit is
+    /// fsynced before the range is returned), starting no lower than `floor`.
+    pub fn reserve_producer_ids(&self, count: u64, floor: i64) -> Result<std::ops::Range<i64>, Error> {
+        let txn = self.db.begin_write()?;
+        let reserved = {
+            let mut table = txn.open_table(PRODUCER_IDS)?;
+            let stored = table.get(PRODUCER_IDS_NEXT)?.map(|next| next.value());
+            let start = stored.unwrap_or(0).max(floor).max(0);
+            let count = i64::try_from(count).map_err(|_| Error::internal("producer id reservation too large"))?;
+            let end = start.checked_add(count).ok_or_else(|| Error::internal("producer ids are exhausted"))?;
+            table.insert(PRODUCER_IDS_NEXT, end)?;
+            start..end
+        };
+        txn.commit()?;
+        Ok(reserved)
     }
 }
 

@@ -277,7 +277,7 @@ pub(crate) async fn answer(context: &Context, client: &ClientAddress, session: &
         Request::FindCoordinator(request) => respond!(cluster::find_coordinator(context, caller, version, request).await),
         Request::DescribeConfigs(request) => respond!(cluster::describe_configs(context, caller, version, request)),
         Request::CreateTopics(request) => respond!(cluster::create_topics(context, version, request)),
-        Request::InitProducerId(request) => respond!(produce::init_producer_id(context, request)),
+        Request::InitProducerId(request) => respond!(produce::init_producer_id(context, request).await),
         Request::Produce(request) => match produce::produce(context, caller, version, request).await {
             Some(response) => respond!(response),
             None => Ok(Reply { response: None, close: false }),

@@ -12,7 +12,8 @@
 //! Modules: `frame` (length-prefixed frames, request decoding, response encoding),
 //! `api` (supported APIs and versions), `connection` (one client connection),
 //! `sasl` (SASL/PLAIN authentication), `authz` (authorization with Kafka's error codes),
-//! `produce` (Produce, InitProducerId), `fetch` (Fetch, ListOffsets),
+//! `produce` (Produce, InitProducerId), `idempotence` (producer ids and sequence state, rebuilt
+//! from the log after a restart), `fetch` (Fetch, ListOffsets),
 //! `cluster` (ApiVersions, Metadata, FindCoordinator, DescribeConfigs, CreateTopics),
 //! `group_protocol` (the classic group protocol state machine; consumer groups share membership and
 //! server-side assignment with HTTP groups through `weft_core::group`), `groups` (group and offset APIs),
@@ -32,7 +33,9 @@
 //!   `max.connections.per.ip`); more are closed on accept.
 //! - `fetch::FETCH_WAIT_MS_MAX`: longest Fetch long-poll (30 s); `fetch::FETCH_RESPONSE_BYTES_MAX` (16 MiB).
 //! - `weft_core::group::GROUPS_MAX`, `GROUP_MEMBERS_MAX`, the session timeout range and name length: the same group limits as HTTP.
-//! - `produce::PRODUCER_STATES_MAX`: idempotent producer states remembered (per stream partition and producer).
+//! - `idempotence::PRODUCER_STATES_MAX`: idempotent producer states remembered (per stream partition and producer),
+//!   each with `PRODUCER_BATCHES_REMEMBERED` (5) batch ranges; `PRODUCER_ID_EXPIRATION_MS` (1 day) without a write
+//!   forgets one; `PRODUCER_STATE_SCAN_BYTES_MAX` (256 MiB): the tail of a partition read to rebuild them.
 //! - `weft_log::batch::DECOMPRESSED_BYTES_MAX`: decompressed size of one produced batch (64 MiB).
 //! - `sasl::PLAIN_TOKEN_BYTES_MAX`: size of a SASL/PLAIN token (4 KiB).
 //!
@@ -50,6 +53,7 @@ mod fetch;
 pub mod frame;
 mod group_protocol;
 mod groups;
+mod idempotence;
 mod produce;
 mod sasl;
 
@@ -90,7 +94,7 @@ pub(crate) struct Context {
     pub advertised_host: String,
     pub advertised_port: i32,
     pub group_protocol: group_protocol::KafkaGroupProtocol,
-    pub producers: produce::ProducerRegistry,
+    pub producers: idempotence::ProducerRegistry,
 }
 
 /// How the listener treats its connections: TLS, and the limits on connections. `Default` is
@@ -127,7 +131,7 @@ pub async fn serve(
     options: ListenerOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let producers = produce::ProducerRegistry::new(broker.now_ms());
+    let producers = idempotence::ProducerRegistry::new();
     let context = Arc::new(Context {
         group_protocol: group_protocol::KafkaGroupProtocol::new(Arc::clone(&broker)),
         broker,

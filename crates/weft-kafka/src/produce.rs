@@ -3,14 +3,12 @@
 //! `Broker::append_batch`, which returns once the batch is durable under the stream's fsync
 //! policy. acks 0 gets no response, acks 1 and -1 are the same here (one node).
 //!
-//! Idempotent producers: InitProducerId hands out producer ids that do not repeat across
-//! restarts (they start at the start-up time in microseconds). For each (stream, partition,
-//! producer id) the last `PRODUCER_BATCHES_REMEMBERED` batches are remembered, as Kafka does:
-//! a batch that repeats one of them (same epoch and sequence range) is answered with the
-//! offset it got the first time instead of being appended again, a batch whose sequence does
-//! not follow the last one gets OUT_OF_ORDER_SEQUENCE_NUMBER, and an older epoch gets
-//! INVALID_PRODUCER_EPOCH. This state lives in memory: after a restart the first batch of each
-//! producer is accepted as it comes (Kafka rebuilds it from the log; Weft does not yet).
+//! Idempotent producers (`idempotence`): InitProducerId hands out producer ids that never
+//! repeat, across restarts too, and each idempotent batch is checked against what its producer
+//! appended (rebuilt from the log after a restart): a duplicate of one of its last batches is
+//! answered with the offset it got the first time instead of being appended again, a sequence
+//! that does not follow the last one gets OUT_OF_ORDER_SEQUENCE_NUMBER, and an older epoch gets
+//! INVALID_PRODUCER_EPOCH.
 //!
 //! Governance: producing needs `produce` on the stream (TOPIC_AUTHORIZATION_FAILED), never
 //! granted on Weft's own `_weft.*` streams; the appended records are attributed to the
@@ -21,9 +19,7 @@
 //! than the server allows with INVALID_TIMESTAMP (`event.time_in_future`); neither is
 //! dead-lettered.
 
-use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use futures_util::future::join_all;
@@ -34,131 +30,30 @@ use weft_core::guard::Caller;
 use weft_core::kafka_support::{RefusedRecord, check_record_headers};
 use weft_core::stream::Governance;
 use weft_core::{ProduceContext, Stream, VerifiedBatch};
-use weft_log::batch::{BATCH_BYTES_MAX, BatchError, ProducerStamp, Record};
+use weft_log::batch::{BATCH_BYTES_MAX, BatchError, Record};
 
 use crate::cluster::str_bytes;
 use crate::errors::partition_error_code;
+use crate::idempotence::SequenceCheck;
 use crate::{Context, authz};
 
-/// Batches remembered per producer and partition for duplicate detection (Kafka's number).
-pub const PRODUCER_BATCHES_REMEMBERED: usize = 5;
-/// Producer states (one per stream, partition and producer id) kept before the least
-/// recently used is forgotten.
-pub const PRODUCER_STATES_MAX: usize = 100_000;
-
-/// (stream, partition, producer id).
-type ProducerKey = (String, u32, i64);
-
-/// Hands out producer ids and remembers what each producer appended.
-pub struct ProducerRegistry {
-    next_producer_id: AtomicI64,
-    states: Mutex<HashMap<ProducerKey, Arc<tokio::sync::Mutex<ProducerState>>>>,
-    use_counter: AtomicI64,
-}
-
-/// What one producer appended to one partition.
-#[derive(Debug, Default)]
-pub struct ProducerState {
-    epoch: i16,
-    recent: VecDeque<AppendedBatch>,
-    last_used: i64,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct AppendedBatch {
-    base_sequence: i32,
-    last_sequence: i32,
-    base_offset: u64,
-}
-
-/// The verdict on an idempotent batch before it is appended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SequenceCheck {
-    Append,
-    Duplicate { base_offset: u64 },
-    OutOfOrder,
-    StaleEpoch,
-}
-
-impl ProducerState {
-    /// Checks a batch of `n_records` records stamped `stamp` against what was appended.
-    /// A producer seen for the first time (or forgotten) may start at any sequence.
-    pub fn check(&self, stamp: ProducerStamp, n_records: u32) -> SequenceCheck {
-        let Some(last) = self.recent.back() else { return SequenceCheck::Append };
-        if stamp.producer_epoch < self.epoch {
-            return SequenceCheck::StaleEpoch;
-        }
-        if stamp.producer_epoch > self.epoch {
-            return if stamp.base_sequence == 0 { SequenceCheck::Append } else { SequenceCheck::OutOfOrder };
-        }
-        let last_sequence = last_sequence(stamp.base_sequence, n_records);
-        if let Some(original) = self.recent.iter().find(|b| b.base_sequence == stamp.base_sequence && b.last_sequence == last_sequence) {
-            return SequenceCheck::Duplicate { base_offset: original.base_offset };
-        }
-        if stamp.base_sequence == next_sequence(last.last_sequence) { SequenceCheck::Append } else { SequenceCheck::OutOfOrder }
-    }
-
-    /// Records an appended batch.
-    pub fn remember(&mut self, stamp: ProducerStamp, n_records: u32, base_offset: u64) {
-        if stamp.producer_epoch != self.epoch {
-            self.recent.clear();
-            self.epoch = stamp.producer_epoch;
-        }
-        if self.recent.len() == PRODUCER_BATCHES_REMEMBERED {
-            self.recent.pop_front();
-        }
-        let last_sequence = last_sequence(stamp.base_sequence, n_records);
-        self.recent.push_back(AppendedBatch { base_sequence: stamp.base_sequence, last_sequence, base_offset });
-    }
-}
-
-/// Sequences wrap from `i32::MAX` to 0 (Kafka's rule).
-fn next_sequence(sequence: i32) -> i32 {
-    if sequence == i32::MAX { 0 } else { sequence + 1 }
-}
-
-fn last_sequence(base_sequence: i32, n_records: u32) -> i32 {
-    ((base_sequence as i64 + n_records as i64 - 1) % (i32::MAX as i64 + 1)) as i32
-}
-
-impl ProducerRegistry {
-    pub fn new(now_ms: i64) -> Self {
-        Self {
-            next_producer_id: AtomicI64::new(now_ms.max(1).saturating_mul(1000)),
-            states: Mutex::new(HashMap::new()),
-            use_counter: AtomicI64::new(0),
-        }
-    }
-
-    fn state(&self, stream: &str, partition: u32, producer_id: i64) -> Arc<tokio::sync::Mutex<ProducerState>> {
-        let mut states = self.states.lock().unwrap_or_else(|poison| poison.into_inner());
-        let key = (stream.to_string(), partition, producer_id);
-        if let Some(state) = states.get(&key) {
-            return Arc::clone(state);
-        }
-        if states.len() >= PRODUCER_STATES_MAX {
-            // Forget the least recently used state that no append is holding.
-            let victim = states
-                .iter()
-                .filter(|(_, state)| Arc::strong_count(state) == 1)
-                .filter_map(|(key, state)| state.try_lock().ok().map(|state| (key.clone(), state.last_used)))
-                .min_by_key(|(_, last_used)| *last_used)
-                .map(|(key, _)| key);
-            if let Some(victim) = victim {
-                states.remove(&victim);
-            }
-        }
-        Arc::clone(states.entry(key).or_default())
-    }
-}
-
-pub fn init_producer_id(context: &Context, request: InitProducerIdRequest) -> InitProducerIdResponse {
+pub async fn init_producer_id(context: &Context, request: InitProducerIdRequest) -> InitProducerIdResponse {
     if request.transactional_id.is_some() {
         // Transactions are not supported; INVALID_REQUEST makes clients fail fast.
         return InitProducerIdResponse::default().with_error_code(ResponseError::InvalidRequest.code()).with_producer_id(ProducerId(-1));
     }
-    let producer_id = context.producers.next_producer_id.fetch_add(1, Ordering::Relaxed);
-    InitProducerIdResponse::default().with_producer_id(ProducerId(producer_id)).with_producer_epoch(0)
+    match context.producers.next_producer_id(&context.broker).await {
+        Ok(producer_id) => InitProducerIdResponse::default().with_producer_id(ProducerId(producer_id)).with_producer_epoch(0),
+        Err(error) => {
+            // The metadata store could not record the reservation: no id is safe to hand out.
+            // COORDINATOR_NOT_AVAILABLE is retriable, so clients ask again.
+            tracing::error!(%error, "producer ids could not be reserved");
+            InitProducerIdResponse::default()
+                .with_error_code(ResponseError::CoordinatorNotAvailable.code())
+                .with_producer_id(ProducerId(-1))
+                .with_producer_epoch(-1)
+        }
+    }
 }
 
 /// Handles a Produce request; `None` when the producer asked for no acknowledgement.
@@ -291,9 +186,13 @@ async fn produce_partition(
             .map(|appended| (appended.base_offset, log_start_offset()))
             .map_err(|error| Refusal::new(partition_error_code(&error), error.message));
     }
-    let state = context.producers.state(stream.name(), partition, stamp.producer_id);
+    let state = context
+        .producers
+        .state(&context.broker, stream, partition, stamp.producer_id)
+        .await
+        .map_err(|error| Refusal::new(partition_error_code(&error), format!("producer state unavailable: {}", error.message)))?;
     let mut state = state.lock().await;
-    state.last_used = context.producers.use_counter.fetch_add(1, Ordering::Relaxed);
+    state.forget_if_expired(context.broker.now_ms());
     match state.check(stamp, n_records) {
         SequenceCheck::Duplicate { base_offset } => Ok((base_offset, log_start_offset())),
         SequenceCheck::OutOfOrder => Err(Refusal::new(
@@ -310,6 +209,9 @@ async fn produce_partition(
                 .await
                 .map_err(|error| Refusal::new(partition_error_code(&error), error.message))?;
             state.remember(stamp, n_records, appended.base_offset);
+            state.last_write_ms = context.broker.now_ms();
+            // A test crash point: the batch is stored, its producer was never told.
+            weft_core::failpoint::crash("kafka.produce.appended");
             Ok((appended.base_offset, log_start_offset()))
         }
     }
@@ -477,7 +379,7 @@ schema:
             advertised_host: "127.0.0.1".into(),
             advertised_port: 9092,
             group_protocol: crate::group_protocol::KafkaGroupProtocol::new(Arc::clone(&broker)),
-            producers: ProducerRegistry::new(0),
+            producers: crate::idempotence::ProducerRegistry::new(),
         };
         let mut builder = BatchBuilder::new(1_000);
         builder.push::<&str>(1_000, None, Some(br#"{"amount":1}"#), &[]);
@@ -499,46 +401,5 @@ schema:
         assert_eq!(letters.len(), 1);
         assert_eq!((letters[0].reason.as_str(), letters[0].producer.as_str()), ("contract.type_mismatch", "admin"));
         assert_eq!(letters[0].data, br#"{"amount":"one"}"#);
-    }
-
-    fn stamp(epoch: i16, base_sequence: i32) -> ProducerStamp {
-        ProducerStamp { producer_id: 7, producer_epoch: epoch, base_sequence }
-    }
-
-    /// Kafka's idempotence rules: in-order sequences append, a resent batch is a duplicate
-    /// answered with its first offset, a gap is out of order, an older epoch is fenced.
-    #[test]
-    fn sequences_follow_kafka_idempotence_rules() {
-        let mut state = ProducerState::default();
-        assert_eq!(state.check(stamp(0, 0), 3), SequenceCheck::Append);
-        state.remember(stamp(0, 0), 3, 100);
-        assert_eq!(state.check(stamp(0, 0), 3), SequenceCheck::Duplicate { base_offset: 100 });
-        assert_eq!(state.check(stamp(0, 3), 2), SequenceCheck::Append);
-        state.remember(stamp(0, 3), 2, 103);
-        assert_eq!(state.check(stamp(0, 3), 2), SequenceCheck::Duplicate { base_offset: 103 });
-        assert_eq!(state.check(stamp(0, 0), 3), SequenceCheck::Duplicate { base_offset: 100 });
-        assert_eq!(state.check(stamp(0, 6), 1), SequenceCheck::OutOfOrder);
-        assert_eq!(state.check(stamp(0, 4), 1), SequenceCheck::OutOfOrder);
-        assert_eq!(state.check(stamp(1, 5), 1), SequenceCheck::OutOfOrder);
-        assert_eq!(state.check(stamp(1, 0), 1), SequenceCheck::Append);
-        state.remember(stamp(1, 0), 1, 105);
-        assert_eq!(state.check(stamp(0, 5), 1), SequenceCheck::StaleEpoch);
-    }
-
-    #[test]
-    fn only_the_last_five_batches_are_remembered() {
-        let mut state = ProducerState::default();
-        for batch_idx in 0..6 {
-            state.remember(stamp(0, batch_idx), 1, 10 + batch_idx as u64);
-        }
-        assert_eq!(state.check(stamp(0, 0), 1), SequenceCheck::OutOfOrder);
-        assert_eq!(state.check(stamp(0, 1), 1), SequenceCheck::Duplicate { base_offset: 11 });
-    }
-
-    #[test]
-    fn sequences_wrap_at_i32_max() {
-        let mut state = ProducerState::default();
-        state.remember(stamp(0, i32::MAX - 1), 2, 0);
-        assert_eq!(state.check(stamp(0, 0), 1), SequenceCheck::Append);
     }
 }

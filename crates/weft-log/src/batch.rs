@@ -112,6 +112,62 @@ impl ProducerStamp {
     pub const NO_PRODUCER: Self = Self { producer_id: -1, producer_epoch: -1, base_sequence: -1 };
 }
 
+/// The fixed fields of one batch, read from its first `BATCH_HEADER_BYTES` bytes alone: for
+/// scans that need offsets and producer stamps but not the records (rebuilding idempotent
+/// producer state from a partition's tail). The checksum covers the records, so it is not
+/// checked here; the framing, magic and record count are. Use it only on batches the log
+/// checked before (on their way in, and in recovery for the active segment).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchHeader {
+    pub base_offset: u64,
+    /// The whole batch's length, `baseOffset` and `batchLength` included.
+    pub total_bytes: usize,
+    pub record_count: u32,
+    pub attributes: i16,
+    pub max_timestamp: i64,
+    pub producer: ProducerStamp,
+}
+
+impl BatchHeader {
+    /// Reads the header at the start of `bytes`, which need not hold the records.
+    pub fn parse(bytes: &[u8]) -> Result<Self, BatchError> {
+        let total_bytes = batch_total_len(bytes)?;
+        if bytes.len() < BATCH_HEADER_BYTES {
+            return Err(BatchError::Truncated { needed: BATCH_HEADER_BYTES, available: bytes.len() });
+        }
+        let magic = bytes[OFFSET_MAGIC] as i8;
+        if magic != MAGIC_V2 {
+            return Err(BatchError::BadMagic(magic));
+        }
+        let count = read_i32(bytes, OFFSET_RECORD_COUNT);
+        let last_offset_delta = read_i32(bytes, OFFSET_LAST_OFFSET_DELTA);
+        if count < 1 || last_offset_delta != count - 1 {
+            return Err(BatchError::BadRecordCount { count, last_offset_delta });
+        }
+        Ok(Self {
+            base_offset: read_i64(bytes, 0) as u64,
+            total_bytes,
+            record_count: count as u32,
+            attributes: read_i16(bytes, OFFSET_ATTRIBUTES),
+            max_timestamp: read_i64(bytes, OFFSET_MAX_TIMESTAMP),
+            producer: ProducerStamp {
+                producer_id: read_i64(bytes, OFFSET_PRODUCER_ID),
+                producer_epoch: read_i16(bytes, OFFSET_PRODUCER_EPOCH),
+                base_sequence: read_i32(bytes, OFFSET_BASE_SEQUENCE),
+            },
+        })
+    }
+
+    /// Offset of the last record.
+    pub fn last_offset(&self) -> u64 {
+        self.base_offset + self.record_count as u64 - 1
+    }
+
+    pub fn is_control(&self) -> bool {
+        self.attributes & ATTRIBUTE_CONTROL != 0
+    }
+}
+
 /// A read-only view of exactly one complete batch.
 #[derive(Clone, Copy)]
 pub struct BatchView<'a> {

@@ -6,7 +6,7 @@
 //!
 //! This crate owns: the batch byte format (`batch`), the once-checked batch that travels from an
 //! edge to the log (`VerifiedBatch`), segments and their indexes (`segment`), one
-//! partition's append, group commit, reads and retention (`partition`) and its recovery on open
+//! partition's append, group commit, reads, tail scans of batch headers and retention (`partition`) and its recovery on open
 //! (`recovery`), and the storage backend all of them do their file I/O through (`backend`:
 //! `FileBackend` in production, `simulation::SimulatedDisk` in crash tests).
 //! It does not know about streams, HTTP, JSON, CloudEvents, contracts or Kafka's wire
@@ -31,7 +31,7 @@ use std::str::FromStr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 pub use backend::{FileBackend, OpenMode, StorageBackend, StorageFile};
-pub use partition::{Appended, PartitionLog, PartitionStats, ReadChunk, RecoveryReport};
+pub use partition::{Appended, PartitionLog, PartitionStats, ReadChunk, RecoveryReport, TailScan};
 pub use read_only::{ScanReport, ScanStop, scan_partition_read_only, scan_partition_read_only_with};
 pub use verified::VerifiedBatch;
 

@@ -1,5 +1,6 @@
 //! One partition: an ordered list of segments, the append path with group commit,
-//! reads by offset and by time, and retention; `recovery` rebuilds it on open.
+//! reads by offset and by time, and retention; `tail` reads the headers of its last batches;
+//! `recovery` rebuilds it on open.
 //! Every file operation goes through the partition's `StorageBackend` (`FileBackend` unless
 //! opened with `PartitionLog::open_with`).
 //!
@@ -19,6 +20,10 @@ use crate::batch::{BATCH_BYTES_MAX, BATCH_LENGTH_PREFIX_BYTES, BatchError, Batch
 use crate::recovery::recover;
 use crate::segment::{IndexEntry, Segment};
 use crate::{Clock, FsyncPolicy, LogConfig, LogError, VerifiedBatch};
+
+mod tail;
+
+pub use tail::TailScan;
 
 /// Extra bytes read past a fetch's budget so the batch that crosses it can be returned whole.
 const READ_SLACK_BYTES: usize = 64 * 1024;

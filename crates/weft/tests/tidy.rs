@@ -250,6 +250,9 @@ const DEV_EDGES: &[(&str, &str)] = &[
     // Rendering tests build stored batches with the log's codec; the code itself reaches
     // storage only through `weft-core`.
     ("weft-http", "weft-log"),
+    // The binary's Kafka tests (`tests/it/kafka_idempotence.rs`) build idempotent record
+    // batches with the log's codec to send over the wire; the binary itself does not use it.
+    ("weft", "weft-log"),
 ];
 
 /// Dependencies no allow-list entry may grant: storage knows no other crate, and the pure

@@ -15,9 +15,10 @@ use weft_core::guard::Caller;
 use weft_log::Clock;
 use weft_log::batch::BatchBuilder;
 
-use super::{ProducerRegistry, produce};
+use super::produce;
 use crate::Context;
 use crate::cluster::str_bytes;
+use crate::idempotence::ProducerRegistry;
 
 const CONTRACT: &str = r#"apiVersion: v3.1.0
 kind: DataContract
@@ -71,7 +72,7 @@ fn context(dir: &std::path::Path) -> Context {
         advertised_host: "127.0.0.1".into(),
         advertised_port: 9092,
         group_protocol: crate::group_protocol::KafkaGroupProtocol::new(Arc::clone(&broker)),
-        producers: ProducerRegistry::new(0),
+        producers: ProducerRegistry::new(),
     }
 }
 

@@ -9,3 +9,4 @@ mod model;
 mod reads;
 mod recovery;
 mod sealed_segments;
+mod tail;

@@ -16,6 +16,7 @@ mod governance;
 mod grants;
 mod groups;
 mod implicit_products;
+mod kafka_idempotence;
 mod keep_alive;
 mod live;
 mod ownership;

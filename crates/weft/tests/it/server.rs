@@ -1,7 +1,8 @@
 //! The test harness: runs the real `weft` binary on a temporary data directory and talks to it over HTTP.
 //!
 //! It owns the server process: start on a free port and wait for `/healthz` within a deadline, restart on the
-//! same data directory, `kill -9`, and SIGTERM (through the `kill` command, so no `libc`).
+//! same data directory, `kill -9`, and SIGTERM (through the `kill` command, so no `libc`); it tells where the
+//! Kafka listener of the current run is (`kafka_address`, from the server's ready line).
 //! It also runs the CLI against the server, and offers the few JSON conveniences every test module needs
 //! (create a stream, produce NDJSON, read a whole partition).
 //! It knows nothing of what a test asserts: the tests themselves say which status and code they expect.
@@ -219,6 +220,20 @@ impl Server {
 
     pub fn base_url(&self) -> &str {
         &self.base_url
+    }
+
+    /// The address the Kafka listener of the current run bound (the harness starts it on port 0),
+    /// read from the last "weft is ready" line of the server log (`kafka=<address>`).
+    #[track_caller]
+    pub fn kafka_address(&self) -> std::net::SocketAddr {
+        assert!(self.child.is_some(), "the server is running");
+        let log = self.log();
+        let ready = log.lines().rev().find(|line| line.contains("weft is ready")).expect("the server logged that it is ready");
+        let address = ready
+            .split_whitespace()
+            .find_map(|field| field.strip_prefix("kafka="))
+            .unwrap_or_else(|| panic!("no kafka= field in the ready line: {ready}"));
+        address.parse().unwrap_or_else(|error| panic!("kafka address {address:?} in the ready line: {error}"))
     }
 
     pub fn url(&self, path: &str) -> String {
