@@ -361,8 +361,8 @@ impl<'de> Visitor<'de> for DocSeed<'_> {
 }
 
 /// Deserializes an object key, borrowing it when it has no escapes (serde's own `Cow` impl
-/// always copies).
-struct KeySeed;
+/// always copies). Shared with `scan.rs`.
+pub(crate) struct KeySeed;
 
 impl<'de> DeserializeSeed<'de> for KeySeed {
     type Value = Cow<'de, str>;

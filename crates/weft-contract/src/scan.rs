@@ -14,7 +14,7 @@ use std::fmt;
 
 use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 
-use crate::doc::{DocError, RepeatedKeyTrail, escape_token, repeated_idx};
+use crate::doc::{DocError, KeySeed, RepeatedKeyTrail, escape_token, repeated_idx};
 use crate::limits::EVENT_DEPTH_MAX;
 
 /// Checks that `data` is one JSON document whose objects never repeat a key; with a `pointer`,
@@ -149,37 +149,6 @@ impl<'de> Visitor<'de> for Seek<'_, 'de> {
             }
             element_idx += 1;
         }
-    }
-}
-
-/// Deserializes an object key, borrowing it when it has no escapes.
-struct KeySeed;
-
-impl<'de> DeserializeSeed<'de> for KeySeed {
-    type Value = Cow<'de, str>;
-
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Cow<'de, str>, D::Error> {
-        deserializer.deserialize_str(self)
-    }
-}
-
-impl<'de> Visitor<'de> for KeySeed {
-    type Value = Cow<'de, str>;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a string key")
-    }
-
-    fn visit_borrowed_str<E>(self, text: &'de str) -> Result<Cow<'de, str>, E> {
-        Ok(Cow::Borrowed(text))
-    }
-
-    fn visit_str<E>(self, text: &str) -> Result<Cow<'de, str>, E> {
-        Ok(Cow::Owned(text.to_owned()))
-    }
-
-    fn visit_string<E>(self, text: String) -> Result<Cow<'de, str>, E> {
-        Ok(Cow::Owned(text))
     }
 }
 
