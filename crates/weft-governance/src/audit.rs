@@ -243,6 +243,17 @@ pub struct VerifyReport {
     pub n_after_head: u64,
 }
 
+/// Does the chain pass through a head recorded earlier (`weft audit head`, kept outside the
+/// server)? True when some intact entry has that hash. Together with a `verify` that passes,
+/// it proves the log still holds everything up to the recorded head, unchanged.
+pub fn chain_passes_through<I, B>(entries: I, recorded_hash: &str) -> bool
+where
+    I: IntoIterator<Item = (u64, B)>,
+    B: AsRef<[u8]>,
+{
+    entries.into_iter().any(|(_, bytes)| parse_checked(bytes.as_ref()).is_ok_and(|entry| entry.hash.as_deref() == Some(recorded_hash)))
+}
+
 /// Walks entries in offset order and checks the chain, then the stored head (see the module doc).
 pub fn verify<I, B>(entries: I, stored_head: Option<&AuditHead>) -> VerifyReport
 where

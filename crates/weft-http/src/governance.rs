@@ -345,12 +345,24 @@ pub async fn search_audit(
     Ok(axum::Json(json!({ "entries": page.entries, "next_cursor": next_cursor })).into_response())
 }
 
-pub async fn verify_audit(State(state): State<AppState>, Extension(caller): Extension<Caller>) -> Result<Response, ApiError> {
+pub async fn verify_audit(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    let params = QueryParams::parse(raw.as_deref(), &["expect_head"])?;
     require_admin(&state, &caller).await?;
     let entries = audit_entries(&state).await?;
     let head = read_head(state.broker.data_dir()).map_err(|error| Error::internal(error.to_string()))?;
     let report = verify(entries.iter().map(|(offset, bytes)| (*offset, bytes.as_slice())), head.as_ref());
-    Ok(axum::Json(verify_report_json(&report)).into_response())
+    let mut body = verify_report_json(&report);
+    if let Some(expected) = params.get("expect_head") {
+        let found =
+            weft_governance::audit::chain_passes_through(entries.iter().map(|(offset, bytes)| (*offset, bytes.as_slice())), expected);
+        body["expected_head"] = json!({ "hash": expected, "found": found });
+        body["ok"] = json!(report.ok && found);
+    }
+    Ok(axum::Json(body).into_response())
 }
 
 pub fn verify_report_json(report: &weft_governance::audit::VerifyReport) -> Value {
@@ -359,5 +371,6 @@ pub fn verify_report_json(report: &weft_governance::audit::VerifyReport) -> Valu
         "entries": report.n_entries,
         "first_broken": report.first_broken.as_ref().map(|(offset, reason)| json!({ "offset": offset, "reason": reason })),
         "entries_after_head": report.n_after_head,
+        "head": report.last.as_ref().map(|head| json!({ "seq": head.seq, "hash": head.hash })),
     })
 }

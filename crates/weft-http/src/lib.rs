@@ -156,7 +156,8 @@ pub fn build_router(broker: Arc<Broker>, options: HttpOptions) -> Router {
         .route("/", get(ui::index))
         .route("/ui/{*path}", get(ui::asset_or_index))
         .route("/api/v1/tokens", post(governance::create_token).get(governance::list_tokens))
-        .route("/api/v1/audit", get(governance::search_audit));
+        .route("/api/v1/audit", get(governance::search_audit))
+        .route("/api/v1/audit/verify", get(governance::verify_audit));
     // Routes that take no query parameters refuse any, as the others refuse unknown ones, so a
     // misspelt `?limit=` is an error rather than silently ignored.
     let without_parameters = Router::new()
@@ -175,7 +176,6 @@ pub fn build_router(broker: Arc<Broker>, options: HttpOptions) -> Router {
         .route("/api/v1/tokens/{id}", delete(governance::revoke_token))
         .route("/api/v1/authz/schema", get(governance::schema))
         .route("/api/v1/authz/explain", post(governance::explain))
-        .route("/api/v1/audit/verify", get(governance::verify_audit))
         .route_layer(axum::middleware::from_fn(query::refuse_query_parameters));
     app = app.merge(without_parameters);
     if let Some(registry) = options.registry {

@@ -67,6 +67,17 @@ pub enum AuditCommand {
         /// Verify offline from a data directory instead of asking the server.
         #[arg(long)]
         data_dir: Option<PathBuf>,
+        /// A head recorded earlier (`weft audit head`, kept outside the server): fail unless the
+        /// chain still passes through it.
+        #[arg(long, value_name = "HASH")]
+        expect_head: Option<String>,
+    },
+    /// Print the verified chain's head (`seq` and `hash`), to record outside the server and
+    /// check later with `weft audit verify --expect-head HASH`.
+    Head {
+        /// Read it offline from a data directory instead of asking the server.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
     },
     /// Search entries.
     Search {
@@ -131,11 +142,31 @@ pub fn authz(client: &Client, command: AuthzCommand) -> anyhow::Result<ExitCode>
 
 pub fn audit(client: &Client, command: AuditCommand) -> anyhow::Result<ExitCode> {
     match command {
-        AuditCommand::Verify { data_dir: Some(data_dir) } => verify_offline(&data_dir),
-        AuditCommand::Verify { data_dir: None } => {
-            let report = client.get("/api/v1/audit/verify")?;
+        AuditCommand::Verify { data_dir: Some(data_dir), expect_head } => {
+            let report = verify_offline(&data_dir, expect_head.as_deref())?;
             println!("{}", serde_json::to_string_pretty(&report)?);
             Ok(if report["ok"] == true { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        }
+        AuditCommand::Verify { data_dir: None, expect_head } => {
+            let query = expect_head.map(|hash| format!("?expect_head={}", super::segment(&hash))).unwrap_or_default();
+            let report = client.get(&format!("/api/v1/audit/verify{query}"))?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            Ok(if report["ok"] == true { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        }
+        AuditCommand::Head { data_dir } => {
+            let report = match data_dir {
+                Some(data_dir) => verify_offline(&data_dir, None)?,
+                None => client.get("/api/v1/audit/verify")?,
+            };
+            if report["ok"] != true {
+                eprintln!(
+                    "weft: the audit chain does not verify; its head is not worth recording:\n{}",
+                    serde_json::to_string_pretty(&report)?
+                );
+                return Ok(ExitCode::FAILURE);
+            }
+            println!("{}", serde_json::to_string(&report["head"])?);
+            Ok(ExitCode::SUCCESS)
         }
         AuditCommand::Search { principal, action, resource, decision, since, until } => {
             let params: Vec<String> = [
@@ -157,21 +188,27 @@ pub fn audit(client: &Client, command: AuditCommand) -> anyhow::Result<ExitCode>
 
 /// Reads `_weft.audit` straight from its segments, read-only (a torn or tampered log is
 /// reported, never repaired), and checks the chain against `audit.head`.
-fn verify_offline(data_dir: &std::path::Path) -> anyhow::Result<ExitCode> {
-    use weft_governance::audit::{AUDIT_STREAM, read_head, verify};
+fn verify_offline(data_dir: &std::path::Path, expect_head: Option<&str>) -> anyhow::Result<serde_json::Value> {
+    use weft_governance::audit::{AUDIT_STREAM, chain_passes_through, read_head, verify};
     let read = weft_core::offline::read_record_values(data_dir, AUDIT_STREAM, 0)
         .map_err(|error| anyhow::anyhow!("reading the audit log under {}: {error}", data_dir.display()))?;
     let entries = read.values;
     let head = read_head(data_dir).map_err(|error| anyhow::anyhow!("{error}"))?;
     let report = verify(entries.iter().map(|(offset, bytes)| (*offset, bytes.as_slice())), head.as_ref());
-    let ok = report.ok && read.damage.is_none();
-    let json = json!({
+    let mut ok = report.ok && read.damage.is_none();
+    let mut json = json!({
         "ok": ok,
         "entries": report.n_entries,
         "first_broken": report.first_broken.as_ref().map(|(offset, reason)| json!({ "offset": offset, "reason": reason })),
         "entries_after_head": report.n_after_head,
+        "head": report.last.as_ref().map(|head| json!({ "seq": head.seq, "hash": head.hash })),
         "damage": read.damage,
     });
-    println!("{}", serde_json::to_string_pretty(&json)?);
-    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    if let Some(expected) = expect_head {
+        let found = chain_passes_through(entries.iter().map(|(offset, bytes)| (*offset, bytes.as_slice())), expected);
+        ok &= found;
+        json["expected_head"] = json!({ "hash": expected, "found": found });
+        json["ok"] = json!(ok);
+    }
+    Ok(json)
 }

@@ -329,3 +329,35 @@ fn a_cut_or_rewritten_audit_log_stops_the_server_from_starting() {
         assert!(entries[0]["detail"].as_str().unwrap().contains("audit entry"), "{tamper}: {accepted}");
     }
 }
+
+/// A head recorded outside the server (`weft audit head`) is checked later with
+/// `weft audit verify --expect-head`: online and offline the chain passes through it while the
+/// log grows; a hash that was never a head fails; and after the log and `audit.head` are both
+/// replaced (which the start-up check cannot see), the offline check against the recorded
+/// head fails.
+#[test]
+fn a_recorded_audit_head_detects_a_replaced_log() {
+    let (mut server, _, bob) = governed_server();
+    let printed = server.run_cli(&["audit", "head"], b"");
+    assert!(printed.status.success(), "{}", String::from_utf8_lossy(&printed.stderr));
+    let head: serde_json::Value = serde_json::from_slice(&printed.stdout).expect("the head is JSON");
+    let hash = head["hash"].as_str().expect("a hash").to_string();
+    as_token(&server, &bob, "GET", "/api/v1/streams/shop.customers.v1/events", None).assert_error(403, "authz.denied");
+
+    let online = server.run_cli(&["audit", "verify", "--expect-head", &hash], b"");
+    assert!(online.status.success(), "{}", String::from_utf8_lossy(&online.stdout));
+    let never = server.run_cli(&["audit", "verify", "--expect-head", &"0".repeat(64)], b"");
+    assert!(!never.status.success(), "a hash that was never a head passed: {}", String::from_utf8_lossy(&never.stdout));
+
+    server.terminate();
+    let data_dir = server.data_dir();
+    let dir = data_dir.to_str().unwrap();
+    let offline = server.run_cli(&["audit", "verify", "--data-dir", dir, "--expect-head", &hash], b"");
+    assert!(offline.status.success(), "{}", String::from_utf8_lossy(&offline.stdout));
+    std::fs::write(data_dir.join("streams/_weft.audit/0/00000000000000000000.log"), b"").unwrap();
+    std::fs::remove_file(data_dir.join("audit.head")).unwrap();
+    let replaced = server.run_cli(&["audit", "verify", "--data-dir", dir, "--expect-head", &hash], b"");
+    assert!(!replaced.status.success(), "a replaced log passed: {}", String::from_utf8_lossy(&replaced.stdout));
+    let report: serde_json::Value = serde_json::from_slice(&replaced.stdout).unwrap();
+    assert_eq!(report["expected_head"]["found"], false, "{report}");
+}
