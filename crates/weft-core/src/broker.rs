@@ -211,7 +211,7 @@ impl Broker {
     pub(crate) fn prepare_stream(&self, mut config: StreamConfig) -> Result<PreparedStream, Error> {
         config.created_at_ms = self.clock.now_ms();
         config.check()?;
-        self.check_stream_name_free(&config.name, 1)?;
+        self.check_stream_name_free(&config.name)?;
         let stream = Arc::new(Stream::open(&self.data_dir.join("streams"), config.clone(), Arc::clone(&self.clock))?);
         let json = serde_json::to_vec(&config).map_err(|error| Error::internal(error.to_string()))?;
         Ok(PreparedStream { stream, json })
@@ -227,7 +227,7 @@ impl Broker {
             }
         }
         if streams.len() + prepared.len() > STREAMS_MAX {
-            return Err(Error::new(Kind::Conflict, codes::STREAM_LIMIT_REACHED, format!("a broker holds at most {STREAMS_MAX} streams")));
+            return Err(stream_limit_reached());
         }
         writes.extend(prepared.iter().map(|p| MetaWrite::Stream { name: p.stream.name().to_string(), json: p.json.clone() }));
         self.meta.write_all(&writes)?;
@@ -239,13 +239,14 @@ impl Broker {
         Ok(())
     }
 
-    fn check_stream_name_free(&self, name: &str, n_new: usize) -> Result<(), Error> {
+    /// A quick refusal before any file is opened; `register_streams` checks again under the lock.
+    fn check_stream_name_free(&self, name: &str) -> Result<(), Error> {
         let streams = self.streams.read().unwrap_or_else(|poison| poison.into_inner());
         if streams.contains_key(name) {
             return Err(stream_exists(name));
         }
-        if streams.len() + n_new > STREAMS_MAX {
-            return Err(Error::new(Kind::Conflict, codes::STREAM_LIMIT_REACHED, format!("a broker holds at most {STREAMS_MAX} streams")));
+        if streams.len() >= STREAMS_MAX {
+            return Err(stream_limit_reached());
         }
         Ok(())
     }
@@ -270,6 +271,10 @@ impl Broker {
 pub(crate) struct PreparedStream {
     pub(crate) stream: Arc<Stream>,
     json: Vec<u8>,
+}
+
+fn stream_limit_reached() -> Error {
+    Error::new(Kind::Conflict, codes::STREAM_LIMIT_REACHED, format!("a broker holds at most {STREAMS_MAX} streams"))
 }
 
 fn stream_exists(name: &str) -> Error {

@@ -8,7 +8,7 @@
 //!
 //! The framing rule (`Broker::unframe`), the violation error (`contract_violation`) and the
 //! dead-letter layout (`DeadLetterBatch`) are the produce path's own, shared with HTTP; so is the
-//! bound on times in the future (`Broker::check_event_time`). Every record, on any stream, is
+//! bound on times in the future (`Broker::event_time_limit`). Every record, on any stream, is
 //! refused if it carries a header Weft reserves (`check_record_headers`).
 
 use weft_log::batch::Record;

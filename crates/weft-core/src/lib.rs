@@ -31,7 +31,7 @@ pub mod stream_activity;
 pub use broker::Broker;
 pub use cloudevent::CloudEvent;
 pub use error::{Error, Kind, codes};
-pub use produce::{Incoming, Position, ProduceContext, ProduceOutcome};
+pub use produce::{EventTimeLimit, Incoming, Position, ProduceContext, ProduceOutcome};
 pub use read::{FetchedBatches, StoredRecord};
 pub use stream::{Stream, StreamConfig};
 pub use weft_log::batch::Record;

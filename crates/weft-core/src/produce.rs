@@ -180,6 +180,7 @@ impl Broker {
         // Per partition: the batches to append and, per batch, the request indexes of its events.
         let mut builders: Vec<Vec<PendingBatch>> = (0..stream.n_partitions()).map(|_| Vec::new()).collect();
         let mut dead_letters = DeadLetterBatch::new(now_ms);
+        let time_limit = self.event_time_limit();
         for (event_idx, incoming) in events.into_iter().enumerate() {
             let event = match incoming {
                 Incoming::Event(event) => event,
@@ -192,7 +193,7 @@ impl Broker {
                     continue;
                 }
             };
-            let placed = match self.place_event(stream, governance.as_deref(), &event) {
+            let placed = match self.place_event(stream, governance.as_deref(), &event, time_limit) {
                 Ok(placed) => placed,
                 Err(error) => {
                     if let Some(governance) = &governance {
@@ -313,9 +314,15 @@ impl Broker {
 
     /// Checks one event (CloudEvents rules, size, valid UTF-8 JSON data, and the contract if
     /// the stream has one) and picks its partition and record key.
-    fn place_event(&self, stream: &Stream, governance: Option<&Governance>, event: &CloudEvent) -> Result<Placed, Error> {
+    fn place_event(
+        &self,
+        stream: &Stream,
+        governance: Option<&Governance>,
+        event: &CloudEvent,
+        time_limit: EventTimeLimit,
+    ) -> Result<Placed, Error> {
         if let Some(time_ms) = event.checked_time_ms()? {
-            self.check_event_time(time_ms).map_err(|error| error.with_path("/time"))?;
+            time_limit.check(time_ms).map_err(|error| error.with_path("/time"))?;
         }
         if event.size_bytes() > self.event_bytes_max() {
             return Err(Error::new(
@@ -365,7 +372,7 @@ impl Broker {
 
     /// The placement check used by dead-letter replay (same rules as produce).
     pub(crate) fn place_for_replay(&self, stream: &Stream, governance: Option<&Governance>, event: &CloudEvent) -> Result<Placed, Error> {
-        self.place_event(stream, governance, event)
+        self.place_event(stream, governance, event, self.event_time_limit())
     }
 
     /// Strips Confluent's wire framing (magic byte 0, 4-byte schema id) after checking that
@@ -502,23 +509,38 @@ fn refused_data(error: &weft_contract::DocError) -> Error {
     }
 }
 
-impl Broker {
-    /// Refuses an event or record time further ahead of the broker's clock than
-    /// `max_future_time_ms` allows, so a producer cannot date events past retention or confuse
-    /// time lookups (`offset_for_time`).
-    pub fn check_event_time(&self, time_ms: i64) -> Result<(), Error> {
-        let Some(max_future_ms) = self.max_future_time_ms() else { return Ok(()) };
-        let now_ms = self.now_ms();
-        if time_ms.saturating_sub(now_ms) > max_future_ms {
+/// The latest event time a request or batch may carry, read once for all its events: the
+/// broker's clock plus `max_future_time_ms`, so a producer cannot date events past retention or
+/// confuse time lookups (`offset_for_time`).
+#[derive(Debug, Clone, Copy)]
+pub struct EventTimeLimit {
+    now_ms: i64,
+    /// `None`: the bound is lifted (`--max-future-time forever`).
+    max_future_ms: Option<i64>,
+}
+
+impl EventTimeLimit {
+    /// Refuses an event or record time further ahead of the clock than the bound allows.
+    pub fn check(self, time_ms: i64) -> Result<(), Error> {
+        let Some(max_future_ms) = self.max_future_ms else { return Ok(()) };
+        let ahead_ms = time_ms.saturating_sub(self.now_ms);
+        if ahead_ms > max_future_ms {
             return Err(Error::invalid(
                 codes::EVENT_TIME_IN_FUTURE,
                 format!(
                     "the event time is {} s ahead of the server's clock; at most {} is allowed",
-                    time_ms.saturating_sub(now_ms) / 1000,
+                    ahead_ms / 1000,
                     crate::duration::format_duration_ms(max_future_ms)
                 ),
             ));
         }
         Ok(())
+    }
+}
+
+impl Broker {
+    /// The bound on event times for a request or batch starting now.
+    pub fn event_time_limit(&self) -> EventTimeLimit {
+        EventTimeLimit { now_ms: self.now_ms(), max_future_ms: self.max_future_time_ms() }
     }
 }

@@ -233,7 +233,7 @@ enum Refusals {
 /// Verifies a produced batch once, on a blocking thread: exactly one well-formed RecordBatch
 /// v2, not transactional, whose records (decompressed within bounds) all decode with offset
 /// deltas 0, 1, 2, ...; in the same pass every record's headers (`check_record_headers`) and
-/// timestamp (`Broker::check_event_time`, and the batch's max timestamp, which the time index
+/// timestamp (`Broker::event_time_limit`, read once per batch, and the batch's max timestamp, which the time index
 /// keeps) are checked and, on a governed stream, its value is validated against the contract.
 async fn verify_batch(
     context: &Context,
@@ -243,6 +243,7 @@ async fn verify_batch(
 ) -> Result<(VerifiedBatch, Refusals), Refusal> {
     let broker = Arc::clone(&context.broker);
     let task_stream = Arc::clone(stream);
+    let time_limit = broker.event_time_limit();
     tokio::task::spawn_blocking(move || {
         let mut refused: Vec<RecordRefusal> = Vec::new();
         let mut reserved: Vec<RecordRefusal> = Vec::new();
@@ -251,7 +252,7 @@ async fn verify_batch(
             if let Err(error) = check_record_headers(record) {
                 reserved.push((record_idx, error));
             }
-            if let Err(error) = broker.check_event_time(record.timestamp_ms) {
+            if let Err(error) = time_limit.check(record.timestamp_ms) {
                 future.push((record_idx, error));
             }
             if let Some(governance) = &governance
@@ -275,7 +276,7 @@ async fn verify_batch(
             return Err(Refusal::new(ResponseError::InvalidRecord.code(), "transactional and control batches are not supported".into()));
         }
         if future.is_empty()
-            && let Err(error) = broker.check_event_time(view.max_timestamp())
+            && let Err(error) = time_limit.check(view.max_timestamp())
         {
             future.push((view.record_count().saturating_sub(1) as usize, error));
         }
